@@ -1,0 +1,100 @@
+"""High-level entry points, one per CLI subcommand, usable from Python too.
+
+Each turns user-level options (paths, a preset, overrides) into the library calls and prints
+a short account of what it did.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Sequence
+
+from .checkpoint import load_model
+from .dataset import LabelRule, load_items
+from .detector import DetectorConfig, train_detector as _train_detector
+from .errors import ConfigError
+from .evaluate import evaluate_detector, format_report, save_json
+from .features import PRESETS, FrontEnd, with_overrides
+from .io import open_recording
+from .model import EncoderConfig
+from .train import TrainConfig, train_encoder
+
+
+def frontend_for(preset: str = "dolphin", **overrides) -> FrontEnd:
+    """A named preset with field overrides (None values are ignored)."""
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; expected one of {sorted(PRESETS)}")
+    return with_overrides(PRESETS[preset], **overrides)
+
+
+def _warn_skip(log: Callable[[str], None]):
+    def on_error(path, err):
+        log(f"skipped {err}")
+    return on_error
+
+
+def train(paths: Sequence[str | Path], *, out: str | Path, preset: str = "dolphin",
+          frontend_overrides: dict | None = None, channel=None, epochs: int = 10, batch_size: int = 32,
+          lr: float = 1e-3, seed: int = 0, val_fraction: float = 0.1, batch_norm: bool = False,
+          resume: str | Path | None = None, cache_dir: str | Path | None = None, threads: int | None = None,
+          device: str = "auto", max_windows_per_epoch: int | None = None, progress: bool = True,
+          log: Callable[[str], None] = print) -> dict:
+    fe = frontend_for(preset, **(frontend_overrides or {}))
+    items = load_items(paths, channel=channel, on_error=_warn_skip(log))
+    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, val_fraction=val_fraction, seed=seed,
+                      threads=threads, device=device, max_windows_per_epoch=max_windows_per_epoch)
+    enc = EncoderConfig(window=fe.window, n_bins=fe.n_bins, batch_norm=batch_norm)
+    cache = Path(cache_dir) if cache_dir else Path(out).parent / ".sonotype-cache"
+    ck = train_encoder(items, frontend=fe, out=out, cache_dir=cache, encoder_config=enc, config=cfg,
+                       resume=resume, channel=channel, data_note={"preset": preset, "inputs": [str(p) for p in paths]},
+                       progress=progress, log=log)
+    log(f"encoder checkpoint: {out}")
+    return ck
+
+
+def _rule(negative_patterns, negative_dirs) -> LabelRule:
+    d = LabelRule()
+    return LabelRule(tuple(negative_patterns or d.negative_patterns), tuple(negative_dirs or d.negative_dirs))
+
+
+def train_detector(paths: Sequence[str | Path], *, encoder: str | Path, out: str | Path, channel=None,
+                   annotations: str | Path | None = None, negative_patterns=None, negative_dirs=None,
+                   min_overlap: float = 0.5, epochs: int = 64, lr: float = 1e-3, hidden: int = 0, seed: int = 0,
+                   val_fraction: float = 0.25, val_split: str = "auto", target_precision: float | None = None,
+                   threads: int | None = None, progress: bool = True, log: Callable[[str], None] = print) -> dict:
+    items = load_items(paths, channel=channel, annotations=annotations,
+                       rule=None if annotations else _rule(negative_patterns, negative_dirs),
+                       on_error=_warn_skip(log))
+    cfg = DetectorConfig(epochs=epochs, lr=lr, hidden=hidden, seed=seed, val_fraction=val_fraction,
+                         val_split=val_split, min_overlap=min_overlap, target_precision=target_precision,
+                         threads=threads)
+    ck = _train_detector(encoder, items, out=out, config=cfg, progress=progress, log=log,
+                         data_note={"inputs": [str(p) for p in paths],
+                                    "annotations": str(annotations) if annotations else None})
+    log(f"detector checkpoint: {out}")
+    return ck
+
+
+def evaluate(paths: Sequence[str | Path], *, model: str | Path, channel=None, annotations: str | Path | None = None,
+             negative_patterns=None, negative_dirs=None, min_overlap: float | None = None,
+             threshold: float | None = None, json_out: str | Path | None = None, progress: bool = True,
+             log: Callable[[str], None] = print) -> dict:
+    m = load_model(model, kind="detector")
+    items = load_items(paths, channel=channel, annotations=annotations,
+                       rule=None if annotations else _rule(negative_patterns, negative_dirs),
+                       on_error=_warn_skip(log))
+    result = evaluate_detector(m, items, threshold=threshold, min_overlap=min_overlap, progress=progress)
+    log(format_report(result))
+    if json_out:
+        log(f"full result: {save_json(result, json_out)}")
+    return result
+
+
+def info(paths: Sequence[str | Path], *, log: Callable[[str], None] = print) -> list:
+    from .dataset import find_audio
+    recs = []
+    for f in find_audio(paths):
+        r = open_recording(f)
+        recs.append(r)
+        log(f"{f}: {r.sample_rate} Hz, {r.channels} ch (using {r.channel}), {r.duration_s:.2f} s, {r.format}")
+    return recs

@@ -1,0 +1,172 @@
+"""Vocalisation-vs-noise detector: a small head trained on the frozen encoder's embeddings.
+
+The encoder is frozen, so every labelled window is embedded once and the head is trained on
+those embeddings (the original re-ran the encoder every epoch). Validation data is held out by
+file where each label group has enough files, otherwise as the tail of each file; the decision
+threshold is chosen on validation scores, never fixed at 0.5.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from . import metrics
+from .checkpoint import load_model, save_checkpoint
+from .dataset import IGNORE, Item, split_by_file
+from .embed import file_embeddings, head_scores
+from .errors import DataError
+from .model import DetectorHead
+from .runtime import set_threads
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    epochs: int = 64
+    batch_size: int = 64
+    lr: float = 1e-3
+    dropout: float = 0.5
+    hidden: int = 0  # 0: the seed's linear head; > 0: one hidden ReLU layer of this width
+    val_fraction: float = 0.25
+    val_split: str = "auto"  # auto | file | time
+    min_overlap: float = 0.5  # see dataset.window_labels
+    balance: bool = True  # weight positives by n_neg / n_pos
+    target_precision: float | None = None  # threshold rule; None: max F1 on validation
+    seed: int = 0
+    threads: int | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DetectorConfig":
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class LabelledEmbeddings:
+    """Embeddings ``(N, D)`` with labels ``(N,)`` (0/1) and the file index of each row ``(N,)``."""
+
+    x: np.ndarray
+    y: np.ndarray
+    file: np.ndarray
+    window: np.ndarray  # window index inside its file
+
+    def subset(self, mask: np.ndarray) -> "LabelledEmbeddings":
+        return LabelledEmbeddings(self.x[mask], self.y[mask], self.file[mask], self.window[mask])
+
+
+def embed_items(model, items: Sequence[Item], *, min_overlap: float, progress: bool = True) -> LabelledEmbeddings:
+    """Embed every window of every item with ``model`` (a LoadedModel); label them; drop IGNORE windows."""
+    xs, ys, fs, ws = [], [], [], []
+    for i, it in enumerate(tqdm(items, desc="embedding", unit="file", disable=not progress, leave=False)):
+        e = file_embeddings(model.encoder, it.path, model.frontend, channel=it.channel, sample_rate=it.sample_rate)
+        lab = it.window_labels(len(e), model.frontend.at_rate(it.sample_rate), min_overlap=min_overlap)
+        keep = lab != IGNORE
+        xs.append(e[keep]); ys.append(lab[keep]); fs.append(np.full(int(keep.sum()), i)); ws.append(np.nonzero(keep)[0])
+    if not xs or sum(len(x) for x in xs) == 0:
+        raise DataError("no labelled windows: every file was shorter than one window")
+    return LabelledEmbeddings(np.concatenate(xs), np.concatenate(ys).astype(np.int64), np.concatenate(fs),
+                              np.concatenate(ws))
+
+
+def _time_split(data: LabelledEmbeddings, items: Sequence[Item], *, fraction: float) -> np.ndarray:
+    """Validation mask: the last ``fraction`` of each file's windows (stride-overlap neighbours dropped)."""
+    val = np.zeros(len(data.y), bool)
+    for i in np.unique(data.file):
+        rows = np.nonzero(data.file == i)[0]
+        last = data.window[rows].max()
+        cut = int((last + 1) * (1 - fraction))
+        val[rows[data.window[rows] >= cut + 1]] = True
+        val[rows[data.window[rows] == cut]] = False
+    return val
+
+
+def train_head(train: LabelledEmbeddings, val: LabelledEmbeddings, *, config: DetectorConfig, embedding_dim: int,
+               progress: bool = True) -> tuple[DetectorHead, list[dict]]:
+    """Fit the head; keep the epoch with the best validation average precision."""
+    torch.manual_seed(config.seed)
+    head = DetectorHead(embedding_dim, dropout=config.dropout, hidden=config.hidden)
+    opt = torch.optim.Adam(head.parameters(), lr=config.lr)
+    x, y = torch.from_numpy(train.x), torch.from_numpy(train.y).float()
+    npos = float(y.sum())
+    pos_weight = torch.tensor((len(y) - npos) / max(npos, 1.0)) if config.balance else None
+    gen = torch.Generator().manual_seed(config.seed)
+    best, best_state, history = -1.0, None, []
+    for epoch in tqdm(range(config.epochs), desc="detector", disable=not progress, leave=False):
+        head.train()
+        order = torch.randperm(len(y), generator=gen)
+        total = 0.0
+        for a in range(0, len(y), config.batch_size):
+            idx = order[a:a + config.batch_size]
+            loss = F.binary_cross_entropy_with_logits(head(x[idx]), y[idx], pos_weight=pos_weight)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(idx)
+        ap = metrics.average_precision(head_scores(head, val.x), val.y) if val.y.any() else 0.0
+        history.append({"epoch": epoch + 1, "train_loss": total / len(y), "val_average_precision": ap})
+        if ap > best:
+            best, best_state = ap, {k: v.clone() for k, v in head.state_dict().items()}
+    if best_state is not None:
+        head.load_state_dict(best_state)
+    return head.eval(), history
+
+
+def train_detector(encoder_path: str | Path, items: Sequence[Item], *, out: str | Path,
+                   config: DetectorConfig = DetectorConfig(), data_note: dict | None = None,
+                   progress: bool = True, log: Callable[[str], None] = print) -> dict:
+    """Train a detector head on a frozen encoder checkpoint; write a detector checkpoint to ``out``.
+
+    The returned (and saved) checkpoint holds the encoder, the head, the threshold chosen on
+    validation data and the validation metrics at that threshold.
+    """
+    set_threads(config.threads)
+    model = load_model(encoder_path)
+    groups = {(it.label if it.events is None else bool(it.events)) for it in items}
+    mode = config.val_split
+    if mode == "auto":
+        per_group = min(sum(1 for it in items if (it.label if it.events is None else bool(it.events)) == g)
+                        for g in groups) if groups else 0
+        mode = "file" if per_group >= 3 else "time"
+    if mode == "file":
+        tr_items, va_items = split_by_file(items, fraction=config.val_fraction, seed=config.seed)
+        tr = embed_items(model, tr_items, min_overlap=config.min_overlap, progress=progress)
+        va = embed_items(model, va_items, min_overlap=config.min_overlap, progress=progress)
+        val_files = [it.path for it in va_items]
+    else:
+        data = embed_items(model, items, min_overlap=config.min_overlap, progress=progress)
+        mask = _time_split(data, items, fraction=config.val_fraction)
+        tr, va = data.subset(~mask), data.subset(mask)
+        val_files = []
+    for name, d in (("training", tr), ("validation", va)):
+        if not d.y.any() or d.y.all():
+            raise DataError(f"the {name} split has windows of one class only ({int(d.y.sum())} vocal of {len(d.y)}); "
+                            "give both vocalisation and noise files/events, or more files")
+    log(f"detector: {len(tr.y)} training windows ({int(tr.y.sum())} vocal), {len(va.y)} validation windows "
+        f"({int(va.y.sum())} vocal), validation split by {mode}")
+    head, history = train_head(tr, va, config=config, embedding_dim=model.encoder.config.embedding_dim,
+                               progress=progress)
+    val_scores = head_scores(head, va.x)
+    threshold = metrics.choose_threshold(val_scores, va.y, target_precision=config.target_precision)
+    val_summary = metrics.summary(val_scores, va.y, threshold=threshold)
+    cm = val_summary["confusion"]
+    log(f"threshold {threshold:.3f} (chosen on validation): precision {cm['precision']:.3f}, "
+        f"recall {cm['recall']:.3f}, F1 {cm['f1']:.3f}, AP {val_summary['average_precision']:.3f}")
+    ck = dict(model.checkpoint)
+    ck.pop("optimizer", None); ck.pop("rng_torch", None)
+    ck.update({"kind": "detector", "encoder_checkpoint": str(encoder_path), "detector": {
+        "head": head.state_dict(), "dropout": config.dropout, "hidden": config.hidden, "threshold": threshold,
+        "config": config.to_dict(), "history": history, "validation": val_summary, "val_split": mode,
+        "train_files": [it.path for it in items if it.path not in set(val_files)], "val_files": val_files,
+        "data": data_note or {}}})
+    for k in ("format", "version", "sonotype_version", "created"):
+        ck.pop(k, None)
+    save_checkpoint(out, ck)
+    return ck

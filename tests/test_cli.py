@@ -1,0 +1,65 @@
+"""The command line: subcommands end to end, and bad input reported with the file's name."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from helpers import tone_with_gaps
+from sonotype.cli import main
+from sonotype.io import write_audio
+
+
+def test_demo_runs_end_to_end_and_reports_outputs(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--quick", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "precision" in out and "recall" in out and "Outputs:" in out
+    ev = json.loads((tmp_path / "demo" / "evaluation.json").read_text())
+    c = ev["confusion"]
+    assert c["tp"] + c["fn"] + c["fp"] + c["tn"] == ev["n_windows"] > 0
+    assert ev["files_seen_in_training"] == []
+    for name in ("encoder.pt", "detector.pt"):
+        assert (tmp_path / "demo" / "models" / name).stat().st_size > 100_000
+
+
+def test_train_skips_a_corrupt_file_and_names_it(tmp_path, capsys):
+    data = tmp_path / "data"
+    tone_with_gaps(data / "good.wav")
+    (data / "broken.wav").write_bytes(b"RIFF\x00\x00garbage" * 10)
+    (data / "empty.wav").write_bytes(b"")
+    rc = main(["train", str(data), "--out", str(tmp_path / "e.pt"), "--epochs", "1", "--quiet"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "broken.wav" in out and "empty.wav" in out and "skipped" in out
+    assert (tmp_path / "e.pt").exists()
+
+
+@pytest.mark.parametrize("content,problem", [
+    (b"", "empty"),
+    (b"hello, I am a text file\n" * 20, "not readable as audio"),
+])
+def test_bad_single_file_exits_2_with_message(tmp_path, content, problem):
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(content)
+    r = subprocess.run([sys.executable, "-m", "sonotype.cli", "info", str(bad)], capture_output=True, text=True)
+    assert r.returncode == 2
+    assert "bad.wav" in r.stderr and problem in r.stderr
+
+
+def test_all_zero_audio_trains_to_a_defined_result(tmp_path, capsys):
+    write_audio(tmp_path / "zeros.wav", np.zeros(48000 * 2, np.float32), sample_rate=48000)
+    assert main(["train", str(tmp_path / "zeros.wav"), "--out", str(tmp_path / "z.pt"), "--epochs", "1",
+                 "--quiet"]) == 0
+    assert "nan" not in capsys.readouterr().out.lower()
+
+
+def test_wrong_band_for_sample_rate_is_explained(tmp_path, capsys):
+    write_audio(tmp_path / "low.wav", np.zeros(4000, np.float32) + 0.01, sample_rate=2000)
+    rc = main(["train", str(tmp_path / "low.wav"), "--out", str(tmp_path / "x.pt"), "--quiet"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "Nyquist" in err and "--preset narw" in err

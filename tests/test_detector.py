@@ -1,0 +1,82 @@
+"""Detector training on a frozen encoder, threshold choice and held-out evaluation."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from helpers import placeholder_model, tone_with_gaps
+from sonotype.checkpoint import load_model
+from sonotype.dataset import Event, make_items
+from sonotype.detector import DetectorConfig, train_detector
+from sonotype.embed import file_scores
+from sonotype.errors import CheckpointError, DataError
+from sonotype.evaluate import evaluate_detector, format_report
+from sonotype.features import PRESETS
+from sonotype.io import write_audio
+from sonotype.train import TrainConfig, train_encoder
+
+CALLS = {"a.wav": ((1.0, 2.0), (3.5, 4.2)), "b.wav": ((0.5, 1.5), (4.0, 5.5)), "c.wav": ((2.0, 3.0),),
+         "d.wav": ((1.0, 1.8), (3.0, 4.5)), "e.wav": ((0.7, 2.2),)}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("det")
+    files = [tone_with_gaps(root / name, calls=calls, seed=i) for i, (name, calls) in enumerate(CALLS.items())]
+    ann = {f.name: [Event(a, b) for a, b in CALLS[f.name]] for f in files}
+    items = make_items(files, annotations=ann)
+    enc = root / "enc.pt"
+    train_encoder(items, frontend=PRESETS["dolphin"], out=enc, cache_dir=root / "cache",
+                  config=TrainConfig(epochs=2, batch_size=16, seed=0), progress=False, log=lambda s: None)
+    return root, items, enc
+
+
+def test_detector_separates_tones_from_noise_on_held_out_file(corpus, tmp_path):
+    root, items, enc = corpus
+    train_items, test_items = items[:4], items[4:]
+    ck = train_detector(enc, train_items, out=tmp_path / "det.pt", config=DetectorConfig(epochs=60, seed=0),
+                        progress=False, log=lambda s: None)
+    det = ck["detector"]
+    assert det["val_split"] == "file" and 0 < det["threshold"] < 1
+    model = load_model(tmp_path / "det.pt", kind="detector")
+    result = evaluate_detector(model, test_items, progress=False)
+    assert result["confusion"]["recall"] >= 0.75 and result["confusion"]["precision"] >= 0.75, format_report(result)
+    assert result["files_seen_in_training"] == []
+    json.dumps(result)
+    # evaluating on a training file is flagged
+    leaked = evaluate_detector(model, train_items[:1], progress=False)
+    assert leaked["files_seen_in_training"] == [train_items[0].path]
+
+
+def test_threshold_follows_target_precision(corpus, tmp_path):
+    _, items, enc = corpus
+    a = train_detector(enc, items, out=tmp_path / "a.pt", config=DetectorConfig(epochs=10), progress=False,
+                       log=lambda s: None)["detector"]
+    b = train_detector(enc, items, out=tmp_path / "b.pt", config=DetectorConfig(epochs=10, target_precision=1.0),
+                       progress=False, log=lambda s: None)["detector"]
+    assert b["validation"]["confusion"]["precision"] >= a["validation"]["confusion"]["precision"]
+    assert b["threshold"] >= a["threshold"]
+
+
+def test_one_class_only_is_a_clear_error(corpus, tmp_path):
+    _, items, enc = corpus
+    no_events = make_items([items[0].path], annotations={})
+    with pytest.raises(DataError, match="one class only"):
+        train_detector(enc, no_events, out=tmp_path / "x.pt", progress=False, log=lambda s: None)
+
+
+def test_scores_of_placeholder_model_are_defined_for_silence(tmp_path):
+    m = load_model(placeholder_model(tmp_path / "p.pt"))
+    silent = write_audio(tmp_path / "zeros.wav", np.zeros(48000, np.float32), sample_rate=48000)
+    s = file_scores(m, silent, channel=0, sample_rate=48000)
+    assert s.shape == (PRESETS["dolphin"].at_rate(48000).n_windows(48000),)
+    assert np.isfinite(s).all() and np.ptp(s) == 0  # all windows identical (zeros) -> identical scores
+
+
+def test_encoder_only_checkpoint_cannot_score(corpus, tmp_path):
+    root, items, enc = corpus
+    with pytest.raises(CheckpointError, match="encoder only"):
+        load_model(enc, kind="detector")
