@@ -80,3 +80,16 @@ def test_encoder_only_checkpoint_cannot_score(corpus, tmp_path):
     root, items, enc = corpus
     with pytest.raises(CheckpointError, match="encoder only"):
         load_model(enc, kind="detector")
+
+
+def test_finetuning_updates_the_encoder_and_still_detects(corpus, tmp_path):
+    root, items, enc = corpus
+    ck = train_detector(enc, items[:4], out=tmp_path / "ft.pt", cache_dir=root / "cache",
+                        config=DetectorConfig(epochs=4, finetune=True, stride=8, seed=0), progress=False,
+                        log=lambda s: None)
+    assert ck["detector"]["finetuned"] is True
+    ssl = load_model(enc).encoder.state_dict()
+    tuned = load_model(tmp_path / "ft.pt", kind="detector")
+    assert not np.allclose(ssl["local_conv.weight"].numpy(), tuned.encoder.state_dict()["local_conv.weight"].numpy())
+    result = evaluate_detector(tuned, items[4:], progress=False)
+    assert result["average_precision"] > 0.8, format_report(result)

@@ -61,14 +61,15 @@ def train_detector(paths: Sequence[str | Path], *, encoder: str | Path, out: str
                    annotations: str | Path | None = None, negative_patterns=None, negative_dirs=None,
                    min_overlap: float = 0.5, epochs: int = 64, lr: float = 1e-3, hidden: int = 0, seed: int = 0,
                    val_fraction: float = 0.25, val_split: str = "auto", target_precision: float | None = None,
-                   threads: int | None = None, progress: bool = True, log: Callable[[str], None] = print) -> dict:
+                   stride: int | None = None, finetune: bool = False, encoder_lr: float = 1e-4,
+                   cache_dir: str | Path | None = None, threads: int | None = None, progress: bool = True, log: Callable[[str], None] = print) -> dict:
     items = load_items(paths, channel=channel, annotations=annotations,
                        rule=None if annotations else _rule(negative_patterns, negative_dirs),
                        on_error=_warn_skip(log))
     cfg = DetectorConfig(epochs=epochs, lr=lr, hidden=hidden, seed=seed, val_fraction=val_fraction,
                          val_split=val_split, min_overlap=min_overlap, target_precision=target_precision,
-                         threads=threads)
-    ck = _train_detector(encoder, items, out=out, config=cfg, progress=progress, log=log,
+                         stride=stride, finetune=finetune, encoder_lr=encoder_lr, threads=threads)
+    ck = _train_detector(encoder, items, out=out, config=cfg, progress=progress, log=log, cache_dir=cache_dir,
                          data_note={"inputs": [str(p) for p in paths],
                                     "annotations": str(annotations) if annotations else None})
     log(f"detector checkpoint: {out}")

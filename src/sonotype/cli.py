@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from . import __version__
 from .errors import SonotypeError
@@ -55,7 +54,8 @@ def cmd_train_detector(a) -> int:
     train_detector(a.paths, encoder=a.encoder, out=a.out, channel=_channel(a.channel), annotations=a.annotations,
                    negative_patterns=a.negative_patterns, negative_dirs=a.negative_dirs, min_overlap=a.min_overlap,
                    epochs=a.epochs, lr=a.lr, hidden=a.hidden, seed=a.seed, val_fraction=a.val_fraction,
-                   val_split=a.val_split, target_precision=a.target_precision, threads=a.threads,
+                   val_split=a.val_split, target_precision=a.target_precision, stride=a.stride, finetune=a.finetune, encoder_lr=a.encoder_lr,
+                   cache_dir=a.cache_dir, threads=a.threads,
                    progress=not a.quiet)
     return 0
 
@@ -115,7 +115,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hidden", type=int, default=0, help="hidden layer width of the head (0: linear, as the seed)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--val-fraction", type=float, default=0.25, dest="val_fraction")
-    p.add_argument("--val-split", default="auto", choices=["auto", "file", "time"], dest="val_split")
+    p.add_argument("--val-split", default="auto", choices=["auto", "file", "time"], dest="val_split",
+                   help="validation by whole files, or by the tail of each file (auto: files if >= 3 per class)")
+    p.add_argument("--stride", type=int, help="frames between training windows (default: the front end's 16); "
+                                              "smaller draws more, overlapping, windows")
+    p.add_argument("--finetune", action="store_true",
+                   help="train the encoder too (starting from the self-supervised one), not only the head")
+    p.add_argument("--encoder-lr", type=float, default=1e-4, dest="encoder_lr", help="encoder learning rate (--finetune)")
+    p.add_argument("--cache-dir", dest="cache_dir", help="spectrogram frame cache (--finetune; default beside --out)")
     p.add_argument("--target-precision", type=float, dest="target_precision",
                    help="choose the threshold with the most recall at this validation precision (default: max F1)")
     p.add_argument("--threads", type=int)

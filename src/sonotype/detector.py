@@ -1,14 +1,15 @@
 """Vocalisation-vs-noise detector: a small head trained on the frozen encoder's embeddings.
 
 The encoder is frozen, so every labelled window is embedded once and the head is trained on
-those embeddings (the original re-ran the encoder every epoch). Validation data is held out by
+those embeddings (the original re-ran the encoder every epoch). With ``finetune`` the encoder is
+trained too (see :mod:`sonotype.finetune`). Validation data is held out by
 file where each label group has enough files, otherwise as the tail of each file; the decision
 threshold is chosen on validation scores, never fixed at 0.5.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -19,7 +20,8 @@ from tqdm.auto import tqdm
 
 from . import metrics
 from .checkpoint import load_model, save_checkpoint
-from .dataset import IGNORE, Item, split_by_file
+from .dataset import IGNORE, FrameCache, Item, split_by_file
+from .finetune import finetune, label_windows, scores as finetune_scores
 from .embed import file_embeddings, head_scores
 from .errors import DataError
 from .model import DetectorHead
@@ -36,6 +38,10 @@ class DetectorConfig:
     val_fraction: float = 0.25
     val_split: str = "auto"  # auto | file | time
     min_overlap: float = 0.5  # see dataset.window_labels
+    stride: int | None = None  # frames between training windows (None: the front end's); smaller = more windows
+    finetune: bool = False  # also train the encoder (initialised from the self-supervised one)
+    encoder_lr: float = 1e-4  # learning rate of the encoder when fine-tuning
+    negatives_per_positive: int = 4  # noise windows drawn per vocal window each fine-tuning epoch
     balance: bool = True  # weight positives by n_neg / n_pos
     target_precision: float | None = None  # threshold rule; None: max F1 on validation
     seed: int = 0
@@ -62,12 +68,17 @@ class LabelledEmbeddings:
         return LabelledEmbeddings(self.x[mask], self.y[mask], self.file[mask], self.window[mask])
 
 
-def embed_items(model, items: Sequence[Item], *, min_overlap: float, progress: bool = True) -> LabelledEmbeddings:
-    """Embed every window of every item with ``model`` (a LoadedModel); label them; drop IGNORE windows."""
+def embed_items(model, items: Sequence[Item], *, min_overlap: float, stride: int | None = None,
+                progress: bool = True) -> LabelledEmbeddings:
+    """Embed every window of every item with ``model`` (a LoadedModel); label them; drop IGNORE windows.
+
+    ``stride`` (frames) overrides the front end's window stride, e.g. to draw more training windows.
+    """
+    fe = replace(model.frontend, stride=stride) if stride else model.frontend
     xs, ys, fs, ws = [], [], [], []
     for i, it in enumerate(tqdm(items, desc="embedding", unit="file", disable=not progress, leave=False)):
-        e = file_embeddings(model.encoder, it.path, model.frontend, channel=it.channel, sample_rate=it.sample_rate)
-        lab = it.window_labels(len(e), model.frontend.at_rate(it.sample_rate), min_overlap=min_overlap)
+        e = file_embeddings(model.encoder, it.path, fe, channel=it.channel, sample_rate=it.sample_rate)
+        lab = it.window_labels(len(e), fe.at_rate(it.sample_rate), min_overlap=min_overlap)
         keep = lab != IGNORE
         xs.append(e[keep]); ys.append(lab[keep]); fs.append(np.full(int(keep.sum()), i)); ws.append(np.nonzero(keep)[0])
     if not xs or sum(len(x) for x in xs) == 0:
@@ -76,16 +87,37 @@ def embed_items(model, items: Sequence[Item], *, min_overlap: float, progress: b
                               np.concatenate(ws))
 
 
-def _time_split(data: LabelledEmbeddings, items: Sequence[Item], *, fraction: float) -> np.ndarray:
-    """Validation mask: the last ``fraction`` of each file's windows (stride-overlap neighbours dropped)."""
-    val = np.zeros(len(data.y), bool)
-    for i in np.unique(data.file):
-        rows = np.nonzero(data.file == i)[0]
-        last = data.window[rows].max()
-        cut = int((last + 1) * (1 - fraction))
-        val[rows[data.window[rows] >= cut + 1]] = True
-        val[rows[data.window[rows] == cut]] = False
-    return val
+def split_masks(file: np.ndarray, window: np.ndarray, items: Sequence[Item], *, mode: str, fraction: float,
+                gap: int, seed: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Train/validation masks over labelled windows (given each window's file and window index).
+
+    ``mode='file'``: whole files held out (:func:`split_by_file`). ``mode='time'``: the last ``fraction``
+    of each file's windows; the ``gap`` windows before the cut share frames with validation windows
+    and go to neither side. Returns (train mask, validation mask, validation file paths).
+    """
+    if mode == "file":
+        _, held = split_by_file(items, fraction=fraction, seed=seed)
+        held_idx = [i for i, it in enumerate(items) if it in held]
+        val = np.isin(file, held_idx)
+        return ~val, val, [it.path for it in held]
+    train, val = np.zeros(len(file), bool), np.zeros(len(file), bool)
+    for i in np.unique(file):
+        rows = np.nonzero(file == i)[0]
+        w = window[rows]
+        cut = int((w.max() + 1) * (1 - fraction))
+        val[rows[w >= cut]] = True
+        train[rows[w < cut - gap]] = True
+    return train, val, []
+
+
+def _val_mode(items: Sequence[Item], config: "DetectorConfig") -> str:
+    if config.val_split != "auto":
+        return config.val_split
+    counts: dict = {}
+    for it in items:
+        key = it.label if it.events is None else bool(it.events)
+        counts[key] = counts.get(key, 0) + 1
+    return "file" if counts and min(counts.values()) >= 3 else "time"
 
 
 def train_head(train: LabelledEmbeddings, val: LabelledEmbeddings, *, config: DetectorConfig, embedding_dim: int,
@@ -121,6 +153,7 @@ def train_head(train: LabelledEmbeddings, val: LabelledEmbeddings, *, config: De
 
 def train_detector(encoder_path: str | Path, items: Sequence[Item], *, out: str | Path,
                    config: DetectorConfig = DetectorConfig(), data_note: dict | None = None,
+                   cache_dir: str | Path | None = None,
                    progress: bool = True, log: Callable[[str], None] = print) -> dict:
     """Train a detector head on a frozen encoder checkpoint; write a detector checkpoint to ``out``.
 
@@ -129,31 +162,36 @@ def train_detector(encoder_path: str | Path, items: Sequence[Item], *, out: str 
     """
     set_threads(config.threads)
     model = load_model(encoder_path)
-    groups = {(it.label if it.events is None else bool(it.events)) for it in items}
-    mode = config.val_split
-    if mode == "auto":
-        per_group = min(sum(1 for it in items if (it.label if it.events is None else bool(it.events)) == g)
-                        for g in groups) if groups else 0
-        mode = "file" if per_group >= 3 else "time"
-    if mode == "file":
-        tr_items, va_items = split_by_file(items, fraction=config.val_fraction, seed=config.seed)
-        tr = embed_items(model, tr_items, min_overlap=config.min_overlap, progress=progress)
-        va = embed_items(model, va_items, min_overlap=config.min_overlap, progress=progress)
-        val_files = [it.path for it in va_items]
+    mode = _val_mode(items, config)
+    stride = config.stride or model.frontend.stride
+    gap = -(-model.frontend.window // stride)
+    if config.finetune:
+        cache = FrameCache(Path(cache_dir) if cache_dir else Path(out).parent / ".sonotype-cache", model.frontend)
+        data = label_windows(items, cache, model.frontend, stride=stride, min_overlap=config.min_overlap)
     else:
-        data = embed_items(model, items, min_overlap=config.min_overlap, progress=progress)
-        mask = _time_split(data, items, fraction=config.val_fraction)
-        tr, va = data.subset(~mask), data.subset(mask)
-        val_files = []
+        data = embed_items(model, items, min_overlap=config.min_overlap, stride=config.stride, progress=progress)
+    tmask, vmask, val_files = split_masks(data.file, data.window, items, mode=mode, fraction=config.val_fraction,
+                                          gap=gap, seed=config.seed)
+    tr, va = data.subset(tmask), data.subset(vmask)
     for name, d in (("training", tr), ("validation", va)):
         if not d.y.any() or d.y.all():
             raise DataError(f"the {name} split has windows of one class only ({int(d.y.sum())} vocal of {len(d.y)}); "
                             "give both vocalisation and noise files/events, or more files")
     log(f"detector: {len(tr.y)} training windows ({int(tr.y.sum())} vocal), {len(va.y)} validation windows "
-        f"({int(va.y.sum())} vocal), validation split by {mode}")
-    head, history = train_head(tr, va, config=config, embedding_dim=model.encoder.config.embedding_dim,
-                               progress=progress)
-    val_scores = head_scores(head, va.x)
+        f"({int(va.y.sum())} vocal), validation split by {mode}{', fine-tuning the encoder' if config.finetune else ''}")
+    encoder_state = None
+    if config.finetune:
+        enc, head, history = finetune(model.encoder, items, tr, va, cache, model.frontend, epochs=config.epochs,
+                                      lr=config.lr, encoder_lr=config.encoder_lr, batch_size=config.batch_size,
+                                      dropout=config.dropout, hidden=config.hidden,
+                                      negatives_per_positive=config.negatives_per_positive, seed=config.seed,
+                                      progress=progress)
+        val_scores = finetune_scores(enc, head, items, va, cache, model.frontend)
+        encoder_state = {k: v.cpu() for k, v in enc.state_dict().items()}
+    else:
+        head, history = train_head(tr, va, config=config, embedding_dim=model.encoder.config.embedding_dim,
+                                   progress=progress)
+        val_scores = head_scores(head, va.x)
     threshold = metrics.choose_threshold(val_scores, va.y, target_precision=config.target_precision)
     val_summary = metrics.summary(val_scores, va.y, threshold=threshold)
     cm = val_summary["confusion"]
@@ -161,9 +199,12 @@ def train_detector(encoder_path: str | Path, items: Sequence[Item], *, out: str 
         f"recall {cm['recall']:.3f}, F1 {cm['f1']:.3f}, AP {val_summary['average_precision']:.3f}")
     ck = dict(model.checkpoint)
     ck.pop("optimizer", None); ck.pop("rng_torch", None)
+    if encoder_state is not None:
+        ck["encoder"] = encoder_state  # the fine-tuned encoder scores; the self-supervised one stays at encoder_path
     ck.update({"kind": "detector", "encoder_checkpoint": str(encoder_path), "detector": {
         "head": head.state_dict(), "dropout": config.dropout, "hidden": config.hidden, "threshold": threshold,
         "config": config.to_dict(), "history": history, "validation": val_summary, "val_split": mode,
+        "finetuned": bool(config.finetune),
         "train_files": [it.path for it in items if it.path not in set(val_files)], "val_files": val_files,
         "data": data_note or {}}})
     for k in ("format", "version", "sonotype_version", "created"):

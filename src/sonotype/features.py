@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+import scipy.fft
 
 from . import units
 from .errors import AudioError, ConfigError
@@ -42,6 +43,7 @@ class FrontEnd:
     window: int = 32
     stride: int = 16
     reference_rate: float | None = None
+    centre_bins: bool = False  # subtract each bin's mean over the window before normalising
 
     def __post_init__(self):
         if self.n_fft < 8 or self.hop < 1 or self.hop > self.n_fft:
@@ -77,14 +79,15 @@ class FrontEnd:
                 f"{sample_rate:g} Hz audio; choose fmin/fmax below {nyq:g} Hz (e.g. --preset narw for 2 kHz data)")
         return Framing(sample_rate=float(sample_rate), n_fft=n_fft, hop=hop, fmin=float(self.fmin),
                        fmax=float(fmax), n_bins=self.n_bins, scale=self.scale,
-                       window=self.window, stride=self.stride)
+                       window=self.window, stride=self.stride, centre_bins=self.centre_bins)
 
 
-#: named front ends. dolphin: the original's band (2 kHz to Nyquist); narw: right-whale upcalls at 2 kHz
-#: (hop 64 = 32 ms so that a 32-frame window (~1 s) matches a ~1 s upcall); orca: pulsed calls.
+#: named front ends. dolphin: the original's band (2 kHz to Nyquist); narw: right-whale upcalls (50-300 Hz)
+#: at 2 kHz: hop 64 = 32 ms so that a 32-frame window (~1 s) matches a ~1 s upcall, band 30-400 Hz, and
+#: per-bin centring against the steady ship/electrical tones of those recordings; orca: pulsed calls.
 PRESETS: dict[str, FrontEnd] = {
     "dolphin": FrontEnd(),
-    "narw": FrontEnd(n_fft=512, hop=64, fmin=40.0, fmax=1000.0),
+    "narw": FrontEnd(n_fft=512, hop=64, fmin=30.0, fmax=400.0, centre_bins=True),
     "orca": FrontEnd(n_fft=1024, hop=256, fmin=300.0, fmax=12000.0),
 }
 
@@ -110,6 +113,7 @@ class Framing:
     scale: str
     window: int
     stride: int
+    centre_bins: bool = False
     band: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -202,8 +206,8 @@ def stft_magnitude(x: np.ndarray, *, n_fft: int, hop: int) -> np.ndarray:
     if f == 0:
         return np.zeros((0, n_fft // 2 + 1), np.float32)
     frames = np.lib.stride_tricks.sliding_window_view(x, n_fft)[::hop][:f]  # (F, n_fft) view
-    spec = np.fft.rfft(frames * _hann(n_fft), axis=1)  # (F, K) complex
-    return np.abs(spec).astype(np.float32)
+    spec = scipy.fft.rfft(frames * _hann(n_fft), axis=1)  # (F, K) complex64 (scipy keeps float32)
+    return np.abs(spec).astype(np.float32, copy=False)
 
 
 def spectrogram(x: np.ndarray, framing: Framing) -> np.ndarray:
@@ -214,26 +218,29 @@ def spectrogram(x: np.ndarray, framing: Framing) -> np.ndarray:
     return mag
 
 
-def normalise(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def normalise(windows: np.ndarray, *, centre_bins: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-window normalisation ``(x - mean) / (std + 1)``.
 
-    windows: ``(N, W, B)``. Returns the normalised windows ``(N, W, B)`` float32 and the per-window
-    ``mean`` and ``std + 1``, each ``(N, 1, 1)``, so that a target frame can be normalised alike.
-    All-constant windows (digital silence) become zeros, never NaN.
+    windows: ``(N, W, B)``. Returns the normalised windows ``(N, W, B)`` float32, the ``offset``
+    subtracted (``(N, 1, 1)``, or ``(N, 1, B)`` with ``centre_bins``) and the ``scale`` ``(N, 1, 1)``,
+    so that a target frame can be normalised alike. With ``centre_bins`` each frequency bin's mean
+    over the window is subtracted first (removes steady tones and coloured background inside the
+    window). All-constant windows (digital silence) become zeros, never NaN.
     """
     w = np.asarray(windows, dtype=np.float32)
-    mean = w.mean(axis=(1, 2), keepdims=True)
-    scale = w.std(axis=(1, 2), keepdims=True) + 1.0
-    return (w - mean) / scale, mean, scale
+    offset = w.mean(axis=1, keepdims=True) if centre_bins else w.mean(axis=(1, 2), keepdims=True)
+    centred = w - offset
+    scale = centred.std(axis=(1, 2), keepdims=True) + 1.0
+    return centred / scale, offset, scale
 
 
-def frames_to_windows(frames: np.ndarray, *, window: int, stride: int) -> np.ndarray:
+def frames_to_windows(frames: np.ndarray, *, window: int, stride: int, centre_bins: bool = False) -> np.ndarray:
     """All whole windows of a frame sequence, normalised. frames ``(F, B)`` -> ``(N, W, B)`` float32."""
     n = units.n_windows(frames.shape[0], window=window, stride=stride)
     if n == 0:
         return np.zeros((0, window, frames.shape[1]), np.float32)
     view = np.lib.stride_tricks.sliding_window_view(frames, window, axis=0)[::stride][:n]  # (N, B, W)
-    return normalise(view.transpose(0, 2, 1))[0]
+    return normalise(view.transpose(0, 2, 1), centre_bins=centre_bins)[0]
 
 
 def iter_frames(path: str | Path, frontend: FrontEnd, *, channel: int = 0, sample_rate: float,
@@ -284,7 +291,8 @@ def iter_windows(path: str | Path, frontend: FrontEnd, *, channel: int = 0, samp
         for i in range(0, n, batch):
             j = min(n, i + batch)
             chunk = pending[i * s:(j - 1) * s + w]
-            yield WindowBatch(next_window + i, frames_to_windows(chunk, window=w, stride=s))
+            yield WindowBatch(next_window + i, frames_to_windows(chunk, window=w, stride=s,
+                                                                 centre_bins=framing.centre_bins))
         next_window += n
         pending = pending[n * s:]
 

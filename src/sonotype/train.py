@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from .checkpoint import load_checkpoint, save_checkpoint
 from .dataset import FrameCache, Item
 from .errors import ConfigError, DataError
-from .features import FrontEnd
+from .features import FrontEnd, normalise
 from .model import Encoder, EncoderConfig, NextFramePredictor, parameter_counts
 from .runtime import set_threads, tune_allocator
 
@@ -87,16 +87,13 @@ def index_windows(items: Sequence[Item], cache: FrameCache, *, window: int, stri
     return mk(tr), mk(va)
 
 
-def next_frame_batch(index: WindowIndex, rows: np.ndarray, cache: FrameCache, *, window: int
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
+def next_frame_batch(index: WindowIndex, rows: np.ndarray, cache: FrameCache, *, window: int,
+                     centre_bins: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Windows ``(b, W, B)`` and their next frames ``(b, B)``, both normalised with the window's statistics."""
     blocks = np.stack([np.asarray(cache.frames(index.items[i])[s:s + window + 1], np.float32)
                        for i, s in index.starts[rows]])  # (b, W+1, B)
-    x = blocks[:, :window]
-    mean = x.mean(axis=(1, 2), keepdims=True)
-    scale = x.std(axis=(1, 2), keepdims=True) + 1.0
-    x = (x - mean) / scale
-    y = (blocks[:, window] - mean[:, 0]) / scale[:, 0]
+    x, offset, scale = normalise(blocks[:, :window], centre_bins=centre_bins)
+    y = (blocks[:, window] - offset[:, 0]) / scale[:, 0]  # (b, B)
     return torch.from_numpy(x), torch.from_numpy(y)
 
 
@@ -116,7 +113,7 @@ def evaluate_loss(encoder: Encoder, predictor: NextFramePredictor, index: Window
     with torch.no_grad():
         for a in range(0, len(index), batch_size * 4):
             rows = np.arange(a, min(len(index), a + batch_size * 4))
-            x, y = next_frame_batch(index, rows, cache, window=window)
+            x, y = next_frame_batch(index, rows, cache, window=window, centre_bins=cache.frontend.centre_bins)
             total += F.mse_loss(predictor(encoder(x.to(device))), y.to(device), reduction="sum").item() / y.shape[1]
     return total / len(index)
 
@@ -173,7 +170,8 @@ def train_encoder(items: Sequence[Item], *, frontend: FrontEnd, out: str | Path,
         bar = tqdm(range(0, len(rows), config.batch_size), desc=f"epoch {epoch + 1}/{config.epochs}",
                    disable=not progress, leave=False, unit="batch")
         for a in bar:
-            x, y = next_frame_batch(train_idx, rows[a:a + config.batch_size], cache, window=frontend.window)
+            x, y = next_frame_batch(train_idx, rows[a:a + config.batch_size], cache, window=frontend.window,
+                                    centre_bins=frontend.centre_bins)
             x, y = x.to(device), y.to(device)
             loss = F.mse_loss(predictor(encoder(x)), y)
             opt.zero_grad(set_to_none=True)
