@@ -20,7 +20,9 @@ def tone_with_gaps(path: Path, *, seconds: float = 6.0, sr: int = 48000, seed: i
     n = int(seconds * sr)
     x = 0.01 * rng.standard_normal(n)
     for a, b in calls:
-        i, j = int(a * sr), int(b * sr)
+        i, j = int(a * sr), min(int(b * sr), n)
+        if j <= i:
+            continue
         t = np.arange(j - i) / sr
         x[i:j] += 0.3 * np.sin(2 * np.pi * (8000 * t + 2000 * t ** 2 / (b - a)))
     return write_audio(path, x.astype(np.float32), sample_rate=sr)

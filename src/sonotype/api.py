@@ -99,3 +99,86 @@ def info(paths: Sequence[str | Path], *, log: Callable[[str], None] = print) -> 
         recs.append(r)
         log(f"{f}: {r.sample_rate} Hz, {r.channels} ch (using {r.channel}), {r.duration_s:.2f} s, {r.format}")
     return recs
+
+
+def detect(paths: Sequence[str | Path], *, model: str | Path, db: str, threshold: float | None = None,
+           merge_gap: float = 0.1, min_duration: float = 0.0, channel=None, metadata: dict | None = None,
+           metadata_table: str | Path | None = None, batch: int = 64, progress: bool = True,
+           log: Callable[[str], None] = print):
+    """Detect regions in every file under ``paths`` into database ``db`` (resumable, exactly once)."""
+    from .batch import detect_many
+    return detect_many(paths, model=model, db=db, threshold=threshold, merge_gap=merge_gap,
+                       min_duration=min_duration, channel=channel, metadata=metadata,
+                       metadata_table=metadata_table, batch=batch, progress=progress, log=log)
+
+
+def _run_records(store, run: int | None):
+    """(run id, recordings by id, RegionRecords) of a run (default: the latest run with results)."""
+    from .export import RegionRecord
+    if run is None:
+        done = store.processed(status="done")
+        if not done:
+            raise ConfigError(f"{store}: no finished detection run; run `sonotype detect` first")
+        run = max(p.run_id for p in done)
+    r = store.run(run)
+    if r is None:
+        raise ConfigError(f"run {run} does not exist in {store}")
+    fe = r.settings.get("frontend", {})
+    recs = {p.recording_id: store.recording(p.recording_id) for p in store.processed(run_id=run, status="done")}
+    records = [RegionRecord(recs[g.recording_id].path, g.region, g.id, low_hz=fe.get("fmin"),
+                            high_hz=fe.get("fmax")) for g in store.regions(run_id=run) if g.recording_id in recs]
+    return run, recs, records
+
+
+def export(*, db: str, out: str | Path, fmt: str, run: int | None = None, gap_s: float = 0.1,
+           log: Callable[[str], None] = print) -> list[Path]:
+    """Export a run's regions: ``raven``/``audacity``/``wav`` write one file per recording into folder
+    ``out``; ``csv``/``parquet`` write one table to ``out``."""
+    from . import export as ex
+    from .store import open_store
+    with open_store(db) as store:
+        run, recs, records = _run_records(store, run)
+    written: list[Path] = []
+    if fmt in ("csv", "parquet"):
+        written.append(ex.regions_table(records, Path(out) if Path(out).suffix else Path(out) / f"regions.{fmt}"))
+    elif fmt in ("raven", "audacity", "wav"):
+        for rec in recs.values():
+            mine = [r for r in records if r.recording == rec.path]
+            stem = Path(out) / f"{Path(rec.path).stem}-r{rec.id}"
+            if fmt == "raven":
+                written.append(ex.raven_table(mine, stem.with_suffix(".selections.txt")))
+            elif fmt == "audacity":
+                written.append(ex.audacity_labels(mine, stem.with_suffix(".labels.txt")))
+            elif mine:
+                written.append(ex.nonsilent_audio(rec.path, [r.region for r in mine], stem.with_suffix(".nonsilent.wav"),
+                                                  channel=rec.channel_used or 0, gap_s=gap_s))
+    else:
+        raise ConfigError(f"unknown export format {fmt!r}; expected raven, audacity, csv, parquet or wav")
+    log(f"run {run}: exported {len(records)} region(s) from {len(recs)} recording(s) to {len(written)} file(s) "
+        f"under {out}")
+    return written
+
+
+def evaluate_events(*, db: str, annotations: str | Path, run: int | None = None, json_out: str | Path | None = None,
+                    log: Callable[[str], None] = print) -> dict:
+    """Event precision/recall/F1 and false alarms per hour of a run's regions against an annotation table."""
+    from .dataset import read_annotations
+    from .events import score_events
+    from .store import open_store
+    events = read_annotations(annotations)
+    with open_store(db) as store:
+        run, recs, records = _run_records(store, run)
+    names = {rid: Path(r.path).name for rid, r in recs.items()}
+    durations = {names[rid]: r.duration_s for rid, r in recs.items()}
+    regions: dict[str, list] = {}
+    for r in records:
+        regions.setdefault(Path(r.recording).name, []).append((r.region.start_s, r.region.stop_s))
+    s = score_events(regions, events, durations)
+    log(f"run {run}: {s.events} annotated event(s) in {len(durations)} recording(s), {s.hours:.2f} h\n"
+        f"  event recall {s.recall:.3f} ({s.events_found}/{s.events})   precision {s.precision:.3f} "
+        f"({s.regions_matching}/{s.regions} regions)   F1 {s.f1:.3f}   false alarms {s.false_alarms} "
+        f"({s.false_alarms_per_hour:.2f} per hour)")
+    result = {"run": run, **s.to_dict(), "recordings": sorted(durations)}
+    if json_out:
+        save_json(result, json_out)
+    return result

@@ -68,6 +68,33 @@ def cmd_evaluate(a) -> int:
     return 0
 
 
+def cmd_detect(a) -> int:
+    from .api import detect
+    summary = detect(a.paths, model=a.model, db=a.db, threshold=a.threshold, merge_gap=a.merge_gap,
+                     min_duration=a.min_duration, channel=_channel(a.channel), metadata=dict(a.meta or []),
+                     metadata_table=a.metadata, batch=a.batch, progress=not a.quiet)
+    return 1 if summary.failed else 0
+
+
+def cmd_export(a) -> int:
+    from .api import export
+    export(db=a.db, out=a.out, fmt=a.format, run=a.run, gap_s=a.gap)
+    return 0
+
+
+def cmd_evaluate_events(a) -> int:
+    from .api import evaluate_events
+    evaluate_events(db=a.db, annotations=a.annotations, run=a.run, json_out=a.json)
+    return 0
+
+
+def _meta(v: str) -> tuple[str, str]:
+    if "=" not in v:
+        raise argparse.ArgumentTypeError(f"--meta takes key=value, got {v!r}")
+    k, _, val = v.partition("=")
+    return k.strip(), val.strip()
+
+
 def cmd_demo(a) -> int:
     from .demo import run_demo
     run_demo(a.out, seed=a.seed, quick=a.quick, progress=not a.quiet)
@@ -136,6 +163,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="write the full result (incl. PR curve) here")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("detect", help="find non-silent regions in long recordings into a database (resumable)")
+    _data_args(p, labels=False)
+    p.add_argument("--model", required=True, help="detector checkpoint")
+    p.add_argument("--db", default="sqlite:///sonotype.db", help="database URL (sqlite:///file.db or postgresql://...)")
+    p.add_argument("--threshold", type=float, help="score threshold (default: the model's, chosen on validation)")
+    p.add_argument("--merge-gap", type=float, default=0.1, dest="merge_gap", help="merge regions closer than this, s")
+    p.add_argument("--min-duration", type=float, default=0.0, dest="min_duration", help="drop shorter regions, s")
+    p.add_argument("--meta", action="append", type=_meta, help="metadata key=value for every file (encounter, site, date)")
+    p.add_argument("--metadata", help="CSV with a filename column and metadata columns")
+    p.add_argument("--batch", type=int, default=64, help="windows per encoder batch")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_detect)
+
+    p = sub.add_parser("export", help="regions as Raven/Audacity tables, CSV/Parquet, or joined non-silent WAVs")
+    p.add_argument("--db", default="sqlite:///sonotype.db")
+    p.add_argument("--format", required=True, choices=["raven", "audacity", "csv", "parquet", "wav"])
+    p.add_argument("--out", required=True, help="folder (raven/audacity/wav) or table file (csv/parquet)")
+    p.add_argument("--run", type=int, help="detection run id (default: the latest)")
+    p.add_argument("--gap", type=float, default=0.1, help="silence between joined regions (wav), s")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("evaluate-events", help="event precision/recall/F1, false alarms per hour vs annotations")
+    p.add_argument("--db", default="sqlite:///sonotype.db")
+    p.add_argument("--annotations", required=True, help="CSV of events: filename,start,end (s)")
+    p.add_argument("--run", type=int, help="detection run id (default: the latest)")
+    p.add_argument("--json", help="write the result here")
+    p.set_defaults(func=cmd_evaluate_events)
 
     p = sub.add_parser("demo", help="synthetic corpus -> encoder -> detector -> evaluation, end to end")
     p.add_argument("--out", default="sonotype-demo", help="output folder")

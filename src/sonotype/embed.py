@@ -11,6 +11,7 @@ import torch
 from .checkpoint import LoadedModel
 from .errors import CheckpointError
 from .features import FrontEnd, iter_windows
+from .io import DEFAULT_BLOCK
 from .model import DetectorHead, Encoder
 from .runtime import tune_allocator
 
@@ -28,11 +29,12 @@ def embed_windows(encoder: Encoder, windows: np.ndarray, *, batch: int = 128,
 
 
 def iter_file_embeddings(encoder: Encoder, path: str | Path, frontend: FrontEnd, *, channel: int,
-                         sample_rate: float, batch: int = 64, device: torch.device | str = "cpu"
-                         ) -> Iterator[tuple[int, np.ndarray]]:
+                         sample_rate: float, batch: int = 64, device: torch.device | str = "cpu",
+                         block_frames: int = DEFAULT_BLOCK) -> Iterator[tuple[int, np.ndarray]]:
     """Stream a file: yields ``(first_window_index, embeddings (n, D))`` per batch of windows."""
     tune_allocator()
-    for wb in iter_windows(path, frontend, channel=channel, sample_rate=sample_rate, batch=batch):
+    for wb in iter_windows(path, frontend, channel=channel, sample_rate=sample_rate, batch=batch,
+                           block_frames=block_frames):
         yield wb.first, embed_windows(encoder, wb.windows, batch=batch, device=device)
 
 
@@ -51,11 +53,13 @@ def head_scores(head: DetectorHead, embeddings: np.ndarray) -> np.ndarray:
         return torch.sigmoid(head(torch.from_numpy(np.asarray(embeddings, np.float32)))).numpy()
 
 
-def file_scores(model: LoadedModel, path: str | Path, *, channel: int, sample_rate: float, batch: int = 64) -> np.ndarray:
+def file_scores(model: LoadedModel, path: str | Path, *, channel: int, sample_rate: float, batch: int = 64,
+                block_frames: int = DEFAULT_BLOCK) -> np.ndarray:
     """Detector score of every window of a file, ``(N,)`` in [0, 1], streamed."""
     if model.head is None:
         raise CheckpointError(f"{model.path}: holds an encoder only; scoring needs a detector checkpoint "
                               "(sonotype train-detector)")
     parts = [head_scores(model.head, e) for _, e in iter_file_embeddings(
-        model.encoder, path, model.frontend, channel=channel, sample_rate=sample_rate, batch=batch)]
+        model.encoder, path, model.frontend, channel=channel, sample_rate=sample_rate, batch=batch,
+        block_frames=block_frames)]
     return np.concatenate(parts) if parts else np.zeros(0, np.float32)

@@ -35,6 +35,7 @@ ffmpeg-decoded files
 from __future__ import annotations
 
 import hashlib
+import os
 import json
 import shutil
 import subprocess
@@ -230,6 +231,41 @@ def write_audio(path: str | Path, samples: np.ndarray, *, sample_rate: int, subt
         raise AudioError(p, f"cannot write subtype {subtype!r} to a {p.suffix or 'suffix-less'} file ({e}); "
                             "use .wav/.flac with a subtype from soundfile.available_subtypes()") from None
     return p
+
+
+class AudioWriter:
+    """Write a mono file block by block (``with AudioWriter(path, sample_rate=...) as w: w.write(x)``).
+
+    Blocks are float in [-1, 1], clipped for integer subtypes. The file is written under a temporary
+    name and renamed on a clean close, so an interrupted export never leaves a truncated file.
+    """
+
+    def __init__(self, path: str | Path, *, sample_rate: int, subtype: str = "PCM_16"):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = self.path.with_name(self.path.name + ".part" + self.path.suffix)
+        self.frames = 0
+        try:
+            self._f = sf.SoundFile(str(self._tmp), "w", samplerate=int(sample_rate), channels=1, subtype=subtype)
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise AudioError(self.path, f"cannot write subtype {subtype!r} here ({e})") from None
+
+    def write(self, samples: np.ndarray) -> None:
+        x = np.asarray(samples, np.float32).reshape(-1)
+        if not np.isfinite(x).all():
+            raise AudioError(self.path, f"refusing to write non-finite samples (block at sample {self.frames})")
+        self._f.write(np.clip(x, -1.0, 1.0))
+        self.frames += x.size
+
+    def __enter__(self) -> "AudioWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._f.close()
+        if exc_type is None:
+            os.replace(self._tmp, self.path)
+        else:
+            self._tmp.unlink(missing_ok=True)
 
 
 def file_hash(path: str | Path, *, chunk: int = 1 << 22) -> str:

@@ -1,0 +1,125 @@
+"""Detection over many recordings into the result database: exactly once, resumable, failure-tolerant.
+
+For each file: hash its bytes, register it, skip it if this run (same model and settings) already
+finished it, else detect and commit its regions in one transaction. A file that cannot be read
+is recorded as failed with its error and the batch goes on. Killing the process at any point
+loses at most the file in progress; running the same command again completes the batch.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+from tqdm.auto import tqdm
+
+from .checkpoint import LoadedModel, load_model
+from .dataset import find_audio
+from .detect import default_rule, detect_file
+from .errors import DataError, SonotypeError
+from .io import DEFAULT_BLOCK, file_hash, open_recording
+from .regions import RegionRule
+from .store import Store, open_store
+
+
+@dataclass
+class BatchSummary:
+    run_id: int
+    files: int = 0
+    processed: int = 0
+    skipped: int = 0
+    regions: int = 0
+    audio_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def realtime_factor(self) -> float:
+        return self.audio_seconds / self.wall_seconds if self.wall_seconds else 0.0
+
+    def report(self) -> str:
+        lines = [f"run {self.run_id}: {self.files} file(s): {self.processed} processed, {self.skipped} already done, "
+                 f"{len(self.failed)} failed; {self.regions} region(s); {self.audio_seconds / 3600:.2f} h of audio "
+                 f"in {self.wall_seconds:.1f} s ({self.realtime_factor:.0f}x real time)"]
+        for path, err in self.failed:
+            lines.append(f"  FAILED {path}: {err}")
+        return "\n".join(lines)
+
+
+def read_metadata_table(path: str | Path) -> dict[str, dict]:
+    """CSV with a ``filename`` column (base name or path) and any metadata columns (encounter, site, date, ...)."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"metadata table {p} does not exist")
+    rows = list(csv.DictReader(p.read_text(encoding="utf-8-sig").splitlines()))
+    if not rows or "filename" not in rows[0]:
+        raise DataError(f"metadata table {p} needs a 'filename' column and at least one row")
+    return {Path(r["filename"]).name: {k: v for k, v in r.items() if k != "filename" and v not in (None, "")}
+            for r in rows}
+
+
+def model_version(model: LoadedModel) -> str:
+    """A version string that changes whenever the weights change: ``<name>@<sha256 prefix>``."""
+    h = hashlib.sha256(Path(model.path).read_bytes()).hexdigest()[:12]
+    return f"{model.version}@{h}"
+
+
+def register(store: Store, model: LoadedModel, rule: RegionRule, *, channel, batch: int) -> int:
+    """Register the model and the run settings; returns the run id (the same for the same model + settings)."""
+    ck = model.checkpoint
+    det = ck.get("detector", {})
+    model_id = store.register_model(
+        version=model_version(model), path=str(Path(model.path).resolve()), kind=ck.get("kind"),
+        config={"encoder": ck.get("encoder_config"), "frontend": ck.get("frontend"), "detector": det.get("config")},
+        training_data={"encoder": ck.get("data"), "detector_train_files": det.get("train_files"),
+                       "detector_val_files": det.get("val_files")},
+        metrics={"validation": det.get("validation")})
+    settings = {"frontend": model.frontend.to_dict(), "rule": rule.to_dict(),
+                "channel": "auto" if channel in (None, "auto") else int(channel)}
+    return store.get_or_create_run(model_id=model_id, settings=settings)
+
+
+def detect_many(paths: Sequence[str | Path], *, model: str | Path, db: str | Store, rule: RegionRule | None = None,
+                threshold: float | None = None, merge_gap: float = 0.1, min_duration: float = 0.0,
+                channel=None, metadata: dict | None = None, metadata_table: str | Path | None = None,
+                batch: int = 64, block_frames: int = DEFAULT_BLOCK, progress: bool = True,
+                log: Callable[[str], None] = print) -> BatchSummary:
+    """Detect regions in every file under ``paths`` and store them in ``db`` (URL or open Store)."""
+    m = load_model(model, kind="detector")
+    rule = rule or default_rule(m, threshold=threshold, merge_gap=merge_gap, min_duration=min_duration)
+    store = open_store(db) if isinstance(db, str) else db
+    per_file = read_metadata_table(metadata_table) if metadata_table else {}
+    files = find_audio(paths)
+    summary = BatchSummary(run_id=register(store, m, rule, channel=channel, batch=batch), files=len(files))
+    t0 = time.perf_counter()
+    bar = tqdm(files, desc="detect", unit="file", disable=not progress)
+    for f in bar:
+        try:
+            rec = open_recording(f, channel=channel)
+            digest = file_hash(f)
+            meta = {**(metadata or {}), **per_file.get(Path(f).name, {})}
+            rec_id = store.add_recording(path=str(f), content_hash=digest, sample_rate=rec.sample_rate,
+                                         channels=rec.channels, frames=rec.frames, channel_used=rec.channel,
+                                         format=rec.format, metadata=meta)
+            if store.is_processed(rec_id, summary.run_id):
+                summary.skipped += 1
+                continue
+            det = detect_file(m, f, rule=rule, recording=rec, batch=batch, block_frames=block_frames)
+            store.save_result(rec_id, summary.run_id, det.regions, n_windows=det.n_windows, seconds=det.seconds)
+        except (SonotypeError, OSError) as e:
+            store.record_failure(run_id=summary.run_id, path=str(f), error=str(e))
+            summary.failed.append((str(f), str(e)))
+            log(f"failed: {e}")
+            continue
+        summary.processed += 1
+        summary.regions += len(det.regions)
+        summary.audio_seconds += rec.duration_s
+        summary.wall_seconds = time.perf_counter() - t0
+        bar.set_postfix(regions=summary.regions, rt=f"{summary.realtime_factor:.0f}x")
+    summary.wall_seconds = time.perf_counter() - t0
+    log(summary.report())
+    return summary

@@ -1,0 +1,117 @@
+"""Exports of detected regions: Raven Pro selection tables, Audacity labels, CSV/Parquet, and the
+original's "non-silent audio" (every region of a recording joined with short silences).
+
+Inputs are plain :class:`RegionRecord` values (a region plus the recording it belongs to), so
+exports work the same from the database or straight from a detection run.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .errors import ConfigError
+from .io import AudioWriter, iter_blocks
+from .regions import Region
+
+
+@dataclass(frozen=True)
+class RegionRecord:
+    """A region with where it comes from, for exports."""
+
+    recording: str  # path of the audio file
+    region: Region
+    region_id: int | None = None
+    label: str = "vocalisation"
+    low_hz: float | None = None  # band the detector looked at
+    high_hz: float | None = None
+
+
+RAVEN_COLUMNS = ["Selection", "View", "Channel", "Begin Time (s)", "End Time (s)", "Low Freq (Hz)",
+                 "High Freq (Hz)", "Begin Path", "File Offset (s)", "Peak Score", "Mean Score", "Label"]
+
+
+def raven_table(records: Sequence[RegionRecord], path: str | Path, *, channel: int = 1) -> Path:
+    """Raven Pro selection table (tab-separated). Times are file offsets: open it with the recording
+    (one recording per table is what Raven expects; ``Begin Path`` tells them apart otherwise)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    with open(p, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f, delimiter="\t", lineterminator="\n")
+        w.writerow(RAVEN_COLUMNS)
+        for i, r in enumerate(records, start=1):
+            g = r.region
+            w.writerow([i, "Spectrogram 1", channel, f"{g.start_s:.6f}", f"{g.stop_s:.6f}",
+                        f"{r.low_hz or 0:.1f}", f"{r.high_hz or g.sample_rate / 2:.1f}", r.recording,
+                        f"{g.start_s:.6f}", f"{g.peak_score:.4f}", f"{g.mean_score:.4f}", _clean(r.label)])
+    return p
+
+
+def audacity_labels(records: Sequence[RegionRecord], path: str | Path) -> Path:
+    """Audacity label track: ``start<TAB>end<TAB>label`` per line, seconds."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    with open(p, "w", encoding="utf-8") as f:
+        for r in records:
+            f.write(f"{r.region.start_s:.6f}\t{r.region.stop_s:.6f}\t{_clean(r.label)}\n")
+    return p
+
+
+TABLE_COLUMNS = ["region_id", "recording", "start_s", "stop_s", "duration_s", "start_sample", "stop_sample",
+                 "sample_rate", "peak_score", "mean_score", "label"]
+
+
+def _rows(records: Sequence[RegionRecord]) -> list[list]:
+    return [[r.region_id, r.recording, r.region.start_s, r.region.stop_s, r.region.duration_s, r.region.start,
+             r.region.stop, r.region.sample_rate, r.region.peak_score, r.region.mean_score, r.label] for r in records]
+
+
+def regions_table(records: Sequence[RegionRecord], path: str | Path) -> Path:
+    """CSV (``.csv``) or Parquet (``.parquet``, needs pyarrow) table of regions, one row each."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    rows = _rows(records)
+    if p.suffix.lower() == ".parquet":
+        try:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise ConfigError(f"{p}: Parquet export needs pyarrow (pip install pyarrow); or write .csv") from None
+        cols = {c: [row[i] for row in rows] for i, c in enumerate(TABLE_COLUMNS)}
+        pq.write_table(pa.table(cols), p)
+        return p
+    if p.suffix.lower() != ".csv":
+        raise ConfigError(f"{p}: unknown table format {p.suffix!r}; use .csv or .parquet")
+    with open(p, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(TABLE_COLUMNS)
+        w.writerows(rows)
+    return p
+
+
+def nonsilent_audio(recording: str | Path, regions: Sequence[Region], path: str | Path, *, channel: int = 0,
+                    gap_s: float = 0.1, subtype: str = "PCM_16") -> Path:
+    """One WAV of all ``regions`` of ``recording``, in order, joined by ``gap_s`` of silence.
+
+    Each region is streamed from the file, so the output can be as long as the input.
+    """
+    if not regions:
+        raise ConfigError(f"{recording}: no regions to export")
+    rate = regions[0].sample_rate
+    silence = np.zeros(int(round(gap_s * rate)), np.float32)
+    with AudioWriter(path, sample_rate=int(rate), subtype=subtype) as out:
+        for k, g in enumerate(sorted(regions, key=lambda r: r.start)):
+            if k and silence.size:
+                out.write(silence)
+            for block in iter_blocks(recording, channel=channel, start=g.start, stop=g.stop):
+                out.write(block.samples)
+    return Path(path)
+
+
+def _clean(label: str) -> str:
+    """Labels go into tab/line-separated files: no tabs or newlines inside."""
+    return " ".join(str(label).split())

@@ -1,0 +1,359 @@
+"""The result database behind one small class: SQLite by default, PostgreSQL with the same code.
+
+Only this package imports SQLAlchemy and the database driver. Every statement is a fixed
+``text()`` with ``:name`` bound parameters; values are never formatted into SQL.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from contextlib import contextmanager
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+from ..errors import ConfigError
+from ..regions import Region
+from . import db
+from .db import DEFAULT_URL, SCHEMA_VERSION, load_schema, normalise_url
+from .rows import (ClusterRow, EditRow, FailureRow, ModelRow, ProcessedRow, RecordingRow, RegionRow, RunRow,
+                   StoreError, dumps, like_pattern, loads, meta_text, now_iso, opt_float, opt_int, sha256_json)
+
+
+class Store:
+    """Recordings, models, runs, per-recording results and regions, clusters and edits."""
+
+    def __init__(self, engine: Engine, label: str):
+        self._engine = engine
+        self.label = label
+        self.dialect = engine.dialect.name
+        if self.dialect not in db.ID_COLUMN:
+            raise ConfigError(f"{label}: unsupported database {self.dialect!r}; use sqlite:/// or postgresql://")
+
+    # ------------------------------------------------------------------ plumbing
+    @contextmanager
+    def _tx(self, *, write: bool = False) -> Iterator[Connection]:
+        """One transaction: committed when the block ends, rolled back on any exception."""
+        try:
+            with self._engine.connect() as conn:
+                if write:
+                    conn.execution_options(sonotype_write=True)
+                with conn.begin():
+                    yield conn
+        except SQLAlchemyError as e:
+            detail = getattr(e, "orig", None) or e
+            raise StoreError(f"{self.label}: {type(detail).__name__}: {detail}".strip()) from e
+
+    def create_schema(self) -> None:
+        """Create missing tables and indexes (harmless when they exist)."""
+        with self._tx(write=True) as c:
+            if self.dialect == "postgresql":
+                c.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": db.PG_SCHEMA_LOCK})
+            for stmt in load_schema(self.dialect):
+                c.execute(text(stmt))
+            c.execute(text("INSERT INTO schema_info (key, value) VALUES (:key, :value) ON CONFLICT (key) DO NOTHING"),
+                      {"key": "schema_version", "value": SCHEMA_VERSION})
+            found = c.execute(text("SELECT value FROM schema_info WHERE key = :key"),
+                              {"key": "schema_version"}).scalar_one()
+        if found != SCHEMA_VERSION:
+            raise StoreError(f"{self.label}: database schema version {found!r}, this sonotype expects "
+                             f"{SCHEMA_VERSION!r}; use a new database file or migrate it")
+
+    def tables(self) -> set[str]:
+        """Names of the tables that exist (for checks and tests)."""
+        if self.dialect == "sqlite":
+            q = text("SELECT name FROM sqlite_master WHERE type = :kind")
+            params = {"kind": "table"}
+        else:
+            q = text("SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()")
+            params = {}
+        with self._tx() as c:
+            return {r[0] for r in c.execute(q, params)}
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({self.label!r})"
+
+    # ------------------------------------------------------------------ recordings
+    def add_recording(self, *, path: str, content_hash: str, sample_rate: float, channels: int, frames: int,
+                      channel_used: int | None, format: str | None, metadata: dict | None = None) -> int:
+        """Id of the recording (``content_hash``, ``path``); inserted if new, else the existing id."""
+        if float(sample_rate) <= 0:
+            raise ConfigError(f"{path}: sample_rate must be > 0, got {sample_rate!r}")
+        meta = dict(metadata or {})
+        p = {"path": str(path), "content_hash": str(content_hash), "sample_rate": float(sample_rate),
+             "channels": int(channels), "frames": int(frames), "duration_s": int(frames) / float(sample_rate),
+             "channel_used": opt_int(channel_used), "format": None if format is None else str(format),
+             "metadata": dumps(meta), "encounter": meta_text(meta.get("encounter")),
+             "site": meta_text(meta.get("site")), "rec_date": meta_text(meta.get("date")), "added_at": now_iso()}
+        with self._tx(write=True) as c:
+            c.execute(db.INSERT_RECORDING, p)
+            return int(c.execute(db.RECORDING_ID, p).scalar_one())
+
+    def recording(self, recording_id: int) -> RecordingRow | None:
+        rows = self._recordings_where("id = :id", {"id": int(recording_id)})
+        return rows[0] if rows else None
+
+    def find_recording_by_hash(self, content_hash: str) -> RecordingRow | None:
+        rows = self._recordings_where("content_hash = :h", {"h": str(content_hash)}, limit=1)
+        return rows[0] if rows else None
+
+    def recordings(self, *, encounter: str | None = None, site: str | None = None, date_from: Any = None,
+                   date_to: Any = None, path_contains: str | None = None, limit: int = 1000,
+                   offset: int = 0) -> list[RecordingRow]:
+        """Recordings by id, filtered on metadata ``encounter``/``site`` (exact), ``date`` (inclusive ISO
+        range; a bare date as ``date_to`` includes that whole day) and a case-sensitive path substring."""
+        where, p = [], {}
+        if encounter is not None:
+            where.append("encounter = :encounter")
+            p["encounter"] = str(encounter)
+        if site is not None:
+            where.append("site = :site")
+            p["site"] = str(site)
+        if date_from is not None:
+            where.append("rec_date >= :date_from")
+            p["date_from"] = meta_text(date_from)
+        if date_to is not None:
+            day = _as_day(date_to)
+            where.append("rec_date < :date_to" if day else "rec_date <= :date_to")
+            p["date_to"] = (day + _dt.timedelta(days=1)).isoformat() if day else meta_text(date_to)
+        if path_contains is not None:
+            where.append("path LIKE :pattern ESCAPE '!'")
+            p["pattern"] = like_pattern(path_contains)
+        return self._recordings_where(" AND ".join(where) or "1 = 1", p, limit=limit, offset=offset)
+
+    def _recordings_where(self, where: str, params: dict, *, limit: int = 1000, offset: int = 0) -> list:
+        # `where` is always built from the fixed fragments above; the values travel as bound parameters
+        q = text(f"SELECT {db.RECORDING_COLS} FROM recordings WHERE {where} ORDER BY id LIMIT :limit OFFSET :offset")
+        with self._tx() as c:
+            rows = c.execute(q, {**params, "limit": int(limit), "offset": int(offset)}).mappings().all()
+        return [RecordingRow(id=int(r["id"]), path=r["path"], content_hash=r["content_hash"],
+                             sample_rate=float(r["sample_rate"]), channels=int(r["channels"]),
+                             frames=int(r["frames"]), duration_s=float(r["duration_s"]),
+                             channel_used=opt_int(r["channel_used"]), format=r["format"],
+                             metadata=loads(r["metadata"]), encounter=r["encounter"], site=r["site"],
+                             date=r["rec_date"], added_at=r["added_at"]) for r in rows]
+
+    # ------------------------------------------------------------------ models and runs
+    def register_model(self, *, version: str, path: str | None, kind: str | None, config: dict | None = None,
+                       training_data: dict | None = None, metrics: dict | None = None) -> int:
+        """Id of the model ``version``; registered if new (an existing version is left unchanged)."""
+        p = {"version": str(version), "path": None if path is None else str(path),
+             "kind": None if kind is None else str(kind), "config": dumps(config),
+             "training_data": dumps(training_data), "metrics": dumps(metrics), "created_at": now_iso()}
+        with self._tx(write=True) as c:
+            c.execute(db.INSERT_MODEL, p)
+            return int(c.execute(text("SELECT id FROM models WHERE version = :version"), p).scalar_one())
+
+    def model(self, model_id: int | None = None, *, version: str | None = None) -> ModelRow | None:
+        if (model_id is None) == (version is None):
+            raise ConfigError("give exactly one of model_id or version")
+        q = "SELECT * FROM models WHERE " + ("id = :key" if version is None else "version = :key")
+        with self._tx() as c:
+            r = c.execute(text(q), {"key": int(model_id) if version is None else str(version)}).mappings().first()
+        return None if r is None else ModelRow(int(r["id"]), r["version"], r["path"], r["kind"], loads(r["config"]),
+                                               loads(r["training_data"]), loads(r["metrics"]), r["created_at"])
+
+    def get_or_create_run(self, *, model_id: int, settings: dict) -> int:
+        """Id of the run (model, settings); ``settings_hash`` = SHA-256 of the canonical settings JSON."""
+        p = {"model_id": int(model_id), "settings": dumps(settings), "settings_hash": sha256_json(settings),
+             "created_at": now_iso()}
+        with self._tx(write=True) as c:
+            c.execute(db.INSERT_RUN, p)
+            return int(c.execute(text("SELECT id FROM runs WHERE model_id = :model_id AND settings_hash = "
+                                      ":settings_hash"), p).scalar_one())
+
+    def run(self, run_id: int) -> RunRow | None:
+        with self._tx() as c:
+            r = c.execute(text("SELECT * FROM runs WHERE id = :id"), {"id": int(run_id)}).mappings().first()
+        return None if r is None else RunRow(int(r["id"]), int(r["model_id"]), loads(r["settings"]),
+                                             r["settings_hash"], r["created_at"])
+
+    # ------------------------------------------------------------------ results
+    def is_processed(self, recording_id: int, run_id: int) -> bool:
+        """Whether (recording, run) has a completed result (status 'done')."""
+        q = text("SELECT status FROM processed WHERE recording_id = :recording_id AND run_id = :run_id")
+        with self._tx() as c:
+            return c.execute(q, {"recording_id": int(recording_id), "run_id": int(run_id)}).scalar() == "done"
+
+    def processed(self, *, run_id: int | None = None, status: str | None = None) -> list[ProcessedRow]:
+        where, p = _match(run_id=opt_int(run_id), status=status)
+        with self._tx() as c:
+            rows = c.execute(text(f"SELECT * FROM processed WHERE {where} ORDER BY run_id, recording_id"),
+                             p).mappings().all()
+        return [ProcessedRow(int(r["recording_id"]), int(r["run_id"]), r["status"], opt_int(r["n_windows"]),
+                             opt_int(r["n_regions"]), opt_float(r["seconds"]), r["error"], r["finished_at"])
+                for r in rows]
+
+    def save_result(self, recording_id: int, run_id: int, regions: Iterable[Region], *, n_windows: int,
+                    seconds: float) -> int:
+        """Replace the regions of (recording, run) and mark it done, in ONE transaction: after a crash
+        either the whole new result is there or the previous state is. Returns the number of regions."""
+        key = {"recording_id": int(recording_id), "run_id": int(run_id)}
+        regions = list(regions)
+        with self._tx(write=True) as c:
+            c.execute(db.DELETE_REGIONS, key)
+            if regions:
+                c.execute(db.INSERT_REGION, [_region_params(key, r) for r in regions])
+            c.execute(db.UPSERT_PROCESSED, {**key, "status": "done", "n_windows": int(n_windows),
+                                          "n_regions": len(regions), "seconds": float(seconds), "error": None,
+                                          "finished_at": now_iso()})
+        return len(regions)
+
+    def record_failure(self, *, run_id: int | None, path: str, error: str, recording_id: int | None = None) -> int:
+        """Log a failure; with ``recording_id`` the pair is also marked 'failed' (unless already done)."""
+        at = now_iso()
+        p = {"run_id": opt_int(run_id), "recording_id": opt_int(recording_id), "path": str(path),
+             "error": str(error), "at": at}
+        with self._tx(write=True) as c:
+            fid = int(c.execute(db.INSERT_FAILURE, p).scalar_one())
+            if recording_id is not None and run_id is not None:
+                c.execute(db.UPSERT_FAILED, {"recording_id": int(recording_id), "run_id": int(run_id),
+                                           "status": "failed", "n_windows": None, "n_regions": None,
+                                           "seconds": None, "error": str(error), "finished_at": at})
+        return fid
+
+    def failures(self, run_id: int | None = None) -> list[FailureRow]:
+        where, p = _match(run_id=opt_int(run_id))
+        with self._tx() as c:
+            rows = c.execute(text(f"SELECT * FROM failures WHERE {where} ORDER BY id"), p).mappings().all()
+        return [FailureRow(int(r["id"]), opt_int(r["run_id"]), opt_int(r["recording_id"]), r["path"], r["error"],
+                           r["at"]) for r in rows]
+
+    def regions(self, *, recording_id: int | None = None, run_id: int | None = None) -> list[RegionRow]:
+        """Stored regions ordered by recording, start sample, run."""
+        where, p = _match(recording_id=opt_int(recording_id), run_id=opt_int(run_id))
+        q = f"SELECT {db.REGION_COLS} FROM regions WHERE {where} ORDER BY recording_id, start_sample, run_id, id"
+        with self._tx() as c:
+            rows = c.execute(text(q), p).all()
+        return [RegionRow(int(r.id), int(r.recording_id), int(r.run_id),
+                          Region(int(r.start_sample), int(r.stop_sample), float(r.sample_rate), float(r.peak_score),
+                                 float(r.mean_score), int(r.first_window), int(r.n_windows))) for r in rows]
+
+    def run_summary(self, run_id: int) -> dict:
+        """Counts for one run: recordings done/failed, unopenable files, regions, windows, seconds."""
+        p = {"run_id": int(run_id)}
+        out = {"run_id": int(run_id), "done": 0, "failed": 0, "windows": 0, "regions": 0, "seconds": 0.0}
+        with self._tx() as c:
+            for status, n, windows, seconds in c.execute(text(
+                    "SELECT status, COUNT(*), SUM(n_windows), SUM(seconds) FROM processed WHERE run_id = :run_id "
+                    "GROUP BY status"), p):
+                out[status] = int(n)
+                if status == "done":
+                    out["windows"], out["seconds"] = int(windows or 0), float(seconds or 0.0)
+            out["regions"] = int(c.execute(text("SELECT COUNT(*) FROM regions WHERE run_id = :run_id"), p).scalar())
+            out["failures"] = int(c.execute(text("SELECT COUNT(*) FROM failures WHERE run_id = :run_id"), p).scalar())
+            out["unopenable"] = int(c.execute(text(
+                "SELECT COUNT(*) FROM failures WHERE run_id = :run_id AND recording_id IS NULL"), p).scalar())
+        return out
+
+    # ------------------------------------------------------------------ clusters and edits
+    def add_cluster_assignments(self, run_id: int, algorithm: str, params: dict | None,
+                                assignments: dict[int, int]) -> int:
+        """Store region id -> cluster for (run, algorithm, params), replacing an earlier set with the same key."""
+        key = {"run_id": int(run_id), "algorithm": str(algorithm), "params": dumps(params)}
+        rows = [{**key, "region_id": int(rid), "cluster": int(cl), "created_at": now_iso()}
+                for rid, cl in assignments.items()]
+        with self._tx(write=True) as c:
+            c.execute(db.DELETE_CLUSTERS, key)
+            if rows:
+                c.execute(db.INSERT_CLUSTER, rows)
+        return len(rows)
+
+    def cluster_assignments(self, *, run_id: int | None = None, algorithm: str | None = None,
+                            region_id: int | None = None) -> list[ClusterRow]:
+        where, p = _match(run_id=opt_int(run_id), algorithm=algorithm, region_id=opt_int(region_id))
+        with self._tx() as c:
+            rows = c.execute(text(f"SELECT * FROM clusters WHERE {where} ORDER BY id"), p).mappings().all()
+        return [ClusterRow(int(r["id"]), int(r["region_id"]), int(r["run_id"]), r["algorithm"], loads(r["params"]),
+                           int(r["cluster"]), r["created_at"]) for r in rows]
+
+    def add_edit(self, *, target: str, target_id: int | None, field: str, old_value: Any = None,
+                 new_value: Any = None, author: str | None = None, note: str | None = None) -> int:
+        """Log one manual change (values kept as JSON); returns the edit's id."""
+        p = {"target": str(target), "target_id": opt_int(target_id), "field": str(field),
+             "old_value": None if old_value is None else dumps(old_value),
+             "new_value": None if new_value is None else dumps(new_value),
+             "author": author, "at": now_iso(), "note": note}
+        with self._tx(write=True) as c:
+            return int(c.execute(db.INSERT_EDIT, p).scalar_one())
+
+    def edits(self, *, target: str | None = None, target_id: int | None = None) -> list[EditRow]:
+        where, p = _match(target=target, target_id=opt_int(target_id))
+        with self._tx() as c:
+            rows = c.execute(text(f"SELECT * FROM edits WHERE {where} ORDER BY id"), p).mappings().all()
+        return [EditRow(int(r["id"]), r["target"], opt_int(r["target_id"]), r["field"], loads(r["old_value"]),
+                        loads(r["new_value"]), r["author"], r["at"], r["note"]) for r in rows]
+
+
+_FILTER_COLUMNS = frozenset({"recording_id", "run_id", "status", "algorithm", "region_id", "target", "target_id"})
+
+
+def _match(**values: Any) -> tuple[str, dict]:
+    """``col = :col AND ...`` for the non-None values; the column names come from this module only."""
+    params = {k: v for k, v in values.items() if v is not None}
+    if not set(params) <= _FILTER_COLUMNS:
+        raise ValueError(f"not a filter column: {sorted(set(params) - _FILTER_COLUMNS)}")
+    return " AND ".join(f"{k} = :{k}" for k in params) or "1 = 1", params
+
+
+def _region_params(key: dict, r: Region) -> dict:
+    """Bound values of one region row; ``None`` stays ``None`` so the database's constraints judge it."""
+    start, stop, sr = opt_int(r.start), opt_int(r.stop), opt_float(r.sample_rate)
+    ok = sr is not None and sr > 0
+    return {**key, "start_sample": start, "stop_sample": stop, "sample_rate": sr,
+            "start_s": start / sr if ok and start is not None else None,
+            "stop_s": stop / sr if ok and stop is not None else None,
+            "peak_score": opt_float(r.peak_score), "mean_score": opt_float(r.mean_score),
+            "first_window": opt_int(r.first_window), "n_windows": opt_int(r.n_windows)}
+
+
+def _as_day(value: Any) -> _dt.date | None:
+    """``value`` as a calendar day when it is a bare date (``date`` or 'YYYY-MM-DD'), else None."""
+    if isinstance(value, _dt.datetime):
+        return None
+    if isinstance(value, _dt.date):
+        return value
+    try:
+        return _dt.date.fromisoformat(value) if isinstance(value, str) and len(value) == 10 else None
+    except ValueError:
+        return None
+
+
+def open_store(url: str = DEFAULT_URL) -> Store:
+    """Open (and create the schema of) ``sqlite:///file.db``, ``sqlite://`` (memory) or ``postgresql://...``."""
+    try:
+        u = make_url(normalise_url(str(url)))
+    except ArgumentError as e:
+        raise ConfigError(f"bad database url {url!r} ({e}); expected sqlite:///path.db or "
+                          "postgresql://user@host/db") from None
+    label = u.render_as_string(hide_password=True)
+    backend = u.get_backend_name()
+    try:
+        if backend == "sqlite":
+            engine = db.sqlite_engine(u)
+        elif backend == "postgresql":
+            engine = create_engine(u, pool_pre_ping=True)
+        else:
+            raise ConfigError(f"unsupported database url {label!r}; expected sqlite:///path.db or "
+                              "postgresql://user@host/db")
+    except (ArgumentError, ImportError) as e:
+        raise ConfigError(f"cannot open {label}: {e}") from None
+    store = Store(engine, label)
+    try:
+        store.create_schema()
+    except BaseException:
+        store.close()
+        raise
+    return store
