@@ -23,32 +23,16 @@ import argparse
 import json
 import os
 import platform
-import resource
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from _common import load1, load3, peak_rss_mb, rss_mb, run_json_worker
 
 
 # ------------------------------------------------------------------------------------ helpers
-
-
-def rss_mb() -> float:
-    """Current resident set size of this process, MiB (Linux /proc; 0 elsewhere)."""
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except (OSError, ValueError, IndexError):
-        return 0.0
-
-
-def peak_rss_mb() -> float:
-    """Peak resident set size of this process so far, MiB (ru_maxrss is KiB on Linux)."""
-    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return r / 2**20 if sys.platform == "darwin" else r / 2**10
 
 
 def frontend_for(args):
@@ -196,29 +180,7 @@ def run_worker(args, kind: str, **extra) -> dict:
            "--enc-seconds", str(args.enc_seconds), "--repeats", str(args.repeats)]
     for k, v in extra.items():
         cmd += [f"--{k.replace('_', '-')}", str(v)]
-    env = dict(os.environ)
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        env[var] = str(args.threads)
-    env.pop("SONOTYPE_NO_MALLOPT", None)
-    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if r.returncode != 0:
-        sys.stderr.write(r.stderr)
-        raise SystemExit(f"worker {kind} {extra} failed with exit status {r.returncode}")
-    return json.loads(r.stdout.strip().splitlines()[-1])
-
-
-def load() -> str:
-    try:
-        return " / ".join(f"{v:.2f}" for v in os.getloadavg())
-    except OSError:
-        return "n/a"
-
-
-def load1() -> float:
-    try:
-        return os.getloadavg()[0]
-    except OSError:
-        return float("nan")
+    return run_json_worker(cmd, threads=args.threads)
 
 
 def main(argv=None) -> int:
@@ -252,7 +214,7 @@ def main(argv=None) -> int:
     framing = PRESETS[args.preset].at_rate(args.rate)
     batches = [int(b) for b in args.batches.split(",") if b.strip()]
     t_start = time.perf_counter()
-    load_before = load()
+    load_before = load3()
     with tempfile.TemporaryDirectory(prefix="sonotype-bench-") as tmp:
         if args.wav is None:
             args.wav = Path(tmp) / "synthetic.wav"
@@ -269,7 +231,7 @@ def main(argv=None) -> int:
             for b in batches:
                 print(f"encoder: batch {b}, tune_allocator={'yes' if tune else 'no'} ...", file=sys.stderr)
                 enc.append(run_worker(args, "encoder", batch=b, tune=tune))
-    load_after = load()
+    load_after = load3()
 
     import torch
 

@@ -24,6 +24,11 @@ def test_demo_runs_end_to_end_and_reports_outputs(tmp_path, capsys):
     assert ev["files_seen_in_training"] == []
     for name in ("encoder.pt", "detector.pt"):
         assert (tmp_path / "demo" / "models" / name).stat().st_size > 100_000
+    events = json.loads((tmp_path / "demo" / "events.json").read_text())
+    assert events["events"] > 0 and events["hours"] > 0
+    exports = tmp_path / "demo" / "exports"
+    assert (exports / "regions.csv").read_text().startswith("region_id,recording,start_s")
+    assert list(exports.glob("*.selections.txt"))
 
 
 def test_train_skips_a_corrupt_file_and_names_it(tmp_path, capsys):

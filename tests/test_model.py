@@ -276,3 +276,13 @@ def test_config_round_trip():
     d = c.to_dict()
     d["local_kernel"] = list(d["local_kernel"])  # as it comes back from JSON
     assert EncoderConfig.from_dict({**d, "unknown": 1}) == c
+
+
+def test_inference_and_training_paths_of_the_frequency_max_agree():
+    torch.manual_seed(0)
+    enc = Encoder().eval()
+    x = torch.randn(3, 32, 256)
+    with torch.no_grad():
+        fast = enc(x)  # amax path
+    slow = enc(x)  # max_pool2d path (grad enabled)
+    assert torch.allclose(fast, slow.detach(), atol=1e-6)
