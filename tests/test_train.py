@@ -13,7 +13,7 @@ from sonotype.errors import CheckpointError, ConfigError, DataError
 from sonotype.features import PRESETS
 from sonotype.io import write_audio
 from sonotype.model import EncoderConfig
-from sonotype.train import TrainConfig, train_encoder
+from sonotype.train import TrainConfig, best_path, train_encoder
 
 REAL = {
     "orca 44.1 kHz FLAC": "orca-calls/catalog-2018/FO-S02.flac",
@@ -65,6 +65,9 @@ def test_same_seed_same_weights_and_resume_equals_uninterrupted(tmp_path):
         assert torch.equal(v, again["encoder"][k]), k
         assert torch.allclose(v, resumed["encoder"][k], atol=1e-6), k
     assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3]
+    best = load_checkpoint(best_path(tmp_path / "full.pt"))
+    losses = [h["val_loss"] for h in full["history"]]
+    assert best["history"][-1]["val_loss"] == min(losses)
     other = train_encoder(items, out=tmp_path / "other.pt", config=TrainConfig(epochs=1, batch_size=4, seed=4), **kw)
     assert not torch.equal(other["encoder"]["local_conv.weight"], part["encoder"]["local_conv.weight"])
 
@@ -76,6 +79,7 @@ def test_checkpoint_carries_config_frontend_data_and_version(tmp_path):
                   progress=False, log=lambda s: None)
     ck = load_checkpoint(tmp_path / "e.pt")
     assert ck["version"] == 1 and ck["kind"] == "encoder"
+    assert load_checkpoint(best_path(tmp_path / "e.pt"))["epoch"] == 0
     assert ck["encoder_config"]["batch_norm"] is True
     assert ck["frontend"]["fmin"] == 2000.0 and ck["frontend"]["n_fft"] == 512
     assert ck["data"]["files"] == [items[0].path]

@@ -122,7 +122,8 @@ def train_encoder(items: Sequence[Item], *, frontend: FrontEnd, out: str | Path,
                   encoder_config: EncoderConfig = EncoderConfig(), config: TrainConfig = TrainConfig(),
                   resume: str | Path | None = None, channel=None, data_note: dict | None = None,
                   progress: bool = True, log: Callable[[str], None] = print) -> dict:
-    """Train the encoder + next-frame predictor; write a checkpoint to ``out`` after every epoch.
+    """Train the encoder + next-frame predictor; write a checkpoint to ``out`` after every epoch,
+    and the epoch of lowest validation loss to :func:`best_path` (``<out>.best.pt``).
 
     Returns the final checkpoint dict. ``resume`` continues a checkpoint (same data and settings)
     from the epoch after its last one; the epoch order is a function of (seed, epoch), so a resumed
@@ -195,4 +196,13 @@ def train_encoder(items: Sequence[Item], *, frontend: FrontEnd, out: str | Path,
             "optimizer": opt.state_dict(), "rng_torch": torch.get_rng_state(),
         }
         save_checkpoint(out, ck)
+        vals = [h["val_loss"] for h in history if h["val_loss"] == h["val_loss"]]  # not NaN
+        if vals and val == min(vals):
+            save_checkpoint(best_path(out), {**ck, "optimizer": None})
     return ck or load_checkpoint(out)
+
+
+def best_path(out: str | Path) -> Path:
+    """Where :func:`train_encoder` keeps the epoch of lowest validation loss (``out`` is the latest, for resuming)."""
+    p = Path(out)
+    return p.with_name(p.stem + ".best" + p.suffix)
