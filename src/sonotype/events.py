@@ -14,6 +14,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .dataset import Event
+from .metrics import f1_score, ratio
 
 
 @dataclass(frozen=True)
@@ -26,16 +27,15 @@ class EventScores:
 
     @property
     def recall(self) -> float:
-        return self.events_found / self.events if self.events else 0.0
+        return ratio(self.events_found, self.events)
 
     @property
     def precision(self) -> float:
-        return self.regions_matching / self.regions if self.regions else 0.0
+        return ratio(self.regions_matching, self.regions)
 
     @property
     def f1(self) -> float:
-        p, r = self.precision, self.recall
-        return 2 * p * r / (p + r) if p + r else 0.0
+        return f1_score(self.precision, self.recall)
 
     @property
     def false_alarms(self) -> int:
@@ -43,7 +43,7 @@ class EventScores:
 
     @property
     def false_alarms_per_hour(self) -> float:
-        return self.false_alarms / self.hours if self.hours else 0.0
+        return ratio(self.false_alarms, self.hours)
 
     def to_dict(self) -> dict:
         return {**asdict(self), "recall": self.recall, "precision": self.precision, "f1": self.f1,

@@ -13,6 +13,16 @@ import numpy as np
 from .errors import DataError
 
 
+def ratio(num: float, den: float) -> float:
+    """num / den, 0 when den is 0 (precision/recall of nothing)."""
+    return num / den if den else 0.0
+
+
+def f1_score(precision: float, recall: float) -> float:
+    """Harmonic mean of precision and recall (0 when both are 0)."""
+    return ratio(2 * precision * recall, precision + recall)
+
+
 @dataclass(frozen=True)
 class Confusion:
     """Counts at one threshold. Rows truth, columns prediction, as in the seed report."""
@@ -33,8 +43,7 @@ class Confusion:
 
     @property
     def f1(self) -> float:
-        p, r = self.precision, self.recall
-        return 2 * p * r / (p + r) if p + r else 0.0
+        return f1_score(self.precision, self.recall)
 
     @property
     def accuracy(self) -> float:
