@@ -47,10 +47,10 @@ def run_demo(out: str | Path = "sonotype-demo", *, seed: int = 0, quick: bool = 
                   encoder_config=EncoderConfig(), config=TrainConfig(epochs=3 if quick else 20, batch_size=32,
                                                                      seed=seed),
                   data_note={"corpus": str(corpus.root), "synthetic_seed": seed}, progress=progress, log=log)
-    log("[3/6] detector on the frozen encoder (threshold chosen on validation files)")
+    log("[3/6] detector: encoder fine-tuned with a sigmoid head (threshold chosen on validation files)")
     det_path = out / "models" / "detector.pt"
-    train_detector(enc_path, train_items, out=det_path, config=DetectorConfig(epochs=20 if quick else 64, seed=seed),
-                   progress=progress, log=log)
+    train_detector(enc_path, train_items, out=det_path, cache_dir=out / "cache", progress=progress, log=log,
+                   config=DetectorConfig(epochs=3 if quick else 10, stride=4, finetune=True, seed=seed))
     log(f"[4/6] evaluation on {len(test_items)} held-out clips")
     result = evaluate_detector(load_model(det_path, kind="detector"), test_items, progress=progress)
     log(format_report(result))
