@@ -45,7 +45,7 @@ def find_audio(paths: Iterable[str | Path], *, extensions: Sequence[str] = AUDIO
             base = listing.parent
             lines = [ln.strip() for ln in listing.read_text().splitlines()]
             found.update(find_audio([p if Path(p).is_absolute() else base / p
-                                     for p in lines if ln_ok(p)], extensions=extensions))
+                                     for p in lines if _listed(p)], extensions=extensions))
             continue
         p = Path(s)
         if p.is_dir():
@@ -60,7 +60,8 @@ def find_audio(paths: Iterable[str | Path], *, extensions: Sequence[str] = AUDIO
     return sorted(found)
 
 
-def ln_ok(line: str) -> bool:
+def _listed(line: str) -> bool:
+    """A line of a file list that names a path (not blank, not a # comment)."""
     return bool(line) and not line.startswith("#")
 
 

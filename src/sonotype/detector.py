@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from . import metrics
 from .checkpoint import load_model, save_checkpoint
 from .dataset import IGNORE, FrameCache, Item, split_by_file
-from .finetune import finetune, label_windows, scores as finetune_scores
+from .finetune import LabelledWindows, finetune, label_windows, scores as finetune_scores
 from .embed import file_embeddings, head_scores
 from .errors import DataError
 from .model import DetectorHead
@@ -55,21 +55,8 @@ class DetectorConfig:
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
-@dataclass(frozen=True)
-class LabelledEmbeddings:
-    """Embeddings ``(N, D)`` with labels ``(N,)`` (0/1) and the file index of each row ``(N,)``."""
-
-    x: np.ndarray
-    y: np.ndarray
-    file: np.ndarray
-    window: np.ndarray  # window index inside its file
-
-    def subset(self, mask: np.ndarray) -> "LabelledEmbeddings":
-        return LabelledEmbeddings(self.x[mask], self.y[mask], self.file[mask], self.window[mask])
-
-
 def embed_items(model, items: Sequence[Item], *, min_overlap: float, stride: int | None = None,
-                progress: bool = True) -> LabelledEmbeddings:
+                progress: bool = True) -> LabelledWindows:
     """Embed every window of every item with ``model`` (a LoadedModel); label them; drop IGNORE windows.
 
     ``stride`` (frames) overrides the front end's window stride, e.g. to draw more training windows.
@@ -83,7 +70,7 @@ def embed_items(model, items: Sequence[Item], *, min_overlap: float, stride: int
         xs.append(e[keep]); ys.append(lab[keep]); fs.append(np.full(int(keep.sum()), i)); ws.append(np.nonzero(keep)[0])
     if not xs or sum(len(x) for x in xs) == 0:
         raise DataError("no labelled windows: every file was shorter than one window")
-    return LabelledEmbeddings(np.concatenate(xs), np.concatenate(ys).astype(np.int64), np.concatenate(fs),
+    return LabelledWindows(np.concatenate(xs), np.concatenate(ys).astype(np.int64), np.concatenate(fs),
                               np.concatenate(ws))
 
 
@@ -120,13 +107,13 @@ def _val_mode(items: Sequence[Item], config: "DetectorConfig") -> str:
     return "file" if counts and min(counts.values()) >= 3 else "time"
 
 
-def train_head(train: LabelledEmbeddings, val: LabelledEmbeddings, *, config: DetectorConfig, embedding_dim: int,
+def train_head(train: LabelledWindows, val: LabelledWindows, *, config: DetectorConfig, embedding_dim: int,
                progress: bool = True) -> tuple[DetectorHead, list[dict]]:
     """Fit the head; keep the epoch with the best validation average precision."""
     torch.manual_seed(config.seed)
     head = DetectorHead(embedding_dim, dropout=config.dropout, hidden=config.hidden)
     opt = torch.optim.Adam(head.parameters(), lr=config.lr)
-    x, y = torch.from_numpy(train.x), torch.from_numpy(train.y).float()
+    x, y = torch.from_numpy(train.data), torch.from_numpy(train.y).float()
     npos = float(y.sum())
     pos_weight = torch.tensor((len(y) - npos) / max(npos, 1.0)) if config.balance else None
     gen = torch.Generator().manual_seed(config.seed)
@@ -142,7 +129,7 @@ def train_head(train: LabelledEmbeddings, val: LabelledEmbeddings, *, config: De
             loss.backward()
             opt.step()
             total += loss.item() * len(idx)
-        ap = metrics.average_precision(head_scores(head, val.x), val.y) if val.y.any() else 0.0
+        ap = metrics.average_precision(head_scores(head, val.data), val.y) if val.y.any() else 0.0
         history.append({"epoch": epoch + 1, "train_loss": total / len(y), "val_average_precision": ap})
         if ap > best:
             best, best_state = ap, {k: v.clone() for k, v in head.state_dict().items()}
@@ -191,7 +178,7 @@ def train_detector(encoder_path: str | Path, items: Sequence[Item], *, out: str 
     else:
         head, history = train_head(tr, va, config=config, embedding_dim=model.encoder.config.embedding_dim,
                                    progress=progress)
-        val_scores = head_scores(head, va.x)
+        val_scores = head_scores(head, va.data)
     threshold = metrics.choose_threshold(val_scores, va.y, target_precision=config.target_precision)
     val_summary = metrics.summary(val_scores, va.y, threshold=threshold)
     cm = val_summary["confusion"]

@@ -25,20 +25,21 @@ from .model import DetectorHead, Encoder
 
 
 @dataclass(frozen=True)
-class WindowLabels:
-    """Labelled windows as rows of (item index, first frame), label, and window index inside the item."""
+class LabelledWindows:
+    """Labelled windows: per window its ``data`` (embeddings ``(N, D)`` for the frozen head, or
+    ``(N, 2)`` rows of (item index, first frame) for fine-tuning), label, item and window index."""
 
-    rows: np.ndarray  # (N, 2) int64: item, first frame
+    data: np.ndarray
     y: np.ndarray  # (N,) int64 0/1
     file: np.ndarray  # (N,) item index
     window: np.ndarray  # (N,) window index inside the item (at the labelling stride)
 
-    def subset(self, mask: np.ndarray) -> "WindowLabels":
-        return WindowLabels(self.rows[mask], self.y[mask], self.file[mask], self.window[mask])
+    def subset(self, mask: np.ndarray) -> "LabelledWindows":
+        return LabelledWindows(self.data[mask], self.y[mask], self.file[mask], self.window[mask])
 
 
 def label_windows(items: Sequence[Item], cache: FrameCache, frontend: FrontEnd, *, stride: int,
-                  min_overlap: float) -> WindowLabels:
+                  min_overlap: float) -> LabelledWindows:
     """Every window (``stride`` frames apart) of every item with its label; IGNORE windows dropped."""
     rows, ys, fs, ws = [], [], [], []
     for i, it in enumerate(items):
@@ -50,7 +51,7 @@ def label_windows(items: Sequence[Item], cache: FrameCache, frontend: FrontEnd, 
         rows.append(np.stack([np.full(keep.size, i), keep * stride], axis=1))
         ys.append(lab[keep]); fs.append(np.full(keep.size, i)); ws.append(keep)
     cat = lambda a, dt: np.concatenate(a).astype(dt) if a else np.zeros(0, dt)
-    return WindowLabels(np.concatenate(rows).astype(np.int64).reshape(-1, 2) if rows else np.zeros((0, 2), np.int64),
+    return LabelledWindows(np.concatenate(rows).astype(np.int64).reshape(-1, 2) if rows else np.zeros((0, 2), np.int64),
                         cat(ys, np.int64), cat(fs, np.int64), cat(ws, np.int64))
 
 
@@ -61,17 +62,17 @@ def window_batch(items: Sequence[Item], rows: np.ndarray, cache: FrameCache, fro
     return torch.from_numpy(normalise(blocks, centre_bins=frontend.centre_bins)[0])
 
 
-def scores(encoder: Encoder, head: DetectorHead, items, data: WindowLabels, cache: FrameCache, frontend: FrontEnd,
+def scores(encoder: Encoder, head: DetectorHead, items, data: LabelledWindows, cache: FrameCache, frontend: FrontEnd,
            *, batch: int = 256) -> np.ndarray:
     encoder.eval(); head.eval()
     out = []
     with torch.inference_mode():
         for a in range(0, len(data.y), batch):
-            out.append(torch.sigmoid(head(encoder(window_batch(items, data.rows[a:a + batch], cache, frontend)))).numpy())
+            out.append(torch.sigmoid(head(encoder(window_batch(items, data.data[a:a + batch], cache, frontend)))).numpy())
     return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 
-def finetune(encoder: Encoder, items: Sequence[Item], train: WindowLabels, val: WindowLabels, cache: FrameCache,
+def finetune(encoder: Encoder, items: Sequence[Item], train: LabelledWindows, val: LabelledWindows, cache: FrameCache,
              frontend: FrontEnd, *, epochs: int, lr: float, encoder_lr: float, batch_size: int, dropout: float,
              hidden: int, negatives_per_positive: int, seed: int, progress: bool = True
              ) -> tuple[Encoder, DetectorHead, list[dict]]:
@@ -90,7 +91,7 @@ def finetune(encoder: Encoder, items: Sequence[Item], train: WindowLabels, val: 
         total = 0.0
         for a in range(0, order.size, batch_size):
             idx = order[a:a + batch_size]
-            x = window_batch(items, train.rows[idx], cache, frontend)
+            x = window_batch(items, train.data[idx], cache, frontend)
             y = torch.from_numpy(train.y[idx]).float()
             pw = torch.tensor(float(negatives_per_positive))  # undo the sampling's class ratio
             loss = F.binary_cross_entropy_with_logits(head(enc(x)), y, pos_weight=pw)
