@@ -279,6 +279,70 @@ class Store:
         return [ClusterRow(int(r["id"]), int(r["region_id"]), int(r["run_id"]), r["algorithm"], loads(r["params"]),
                            int(r["cluster"]), r["created_at"]) for r in rows]
 
+    # ------------------------------------------------------------------ embedding sequences and maps
+    def put_sequences(self, model_version: str, sequences: dict[int, Any]) -> int:
+        """Store region id -> (n_windows, dim) float32 embedding sequence under ``model_version``
+        (replacing earlier ones for the same region and model); returns the count."""
+        rows = []
+        for rid, seq in sequences.items():
+            a = _as_float32_2d(seq)
+            rows.append({"region_id": int(rid), "model_version": str(model_version), "n_windows": a.shape[0],
+                         "dim": a.shape[1], "data": a.astype("<f4").tobytes(), "created_at": now_iso()})
+        if rows:
+            with self._tx(write=True) as c:
+                c.execute(db.DELETE_SEQUENCE, [{k: r[k] for k in ("region_id", "model_version")} for r in rows])
+                c.execute(db.INSERT_SEQUENCE, rows)
+        return len(rows)
+
+    def sequences(self, model_version: str, region_ids: Iterable[int] | None = None) -> dict[int, Any]:
+        """Region id -> (n_windows, dim) float32 array for the stored sequences of ``model_version``
+        (all, or those among ``region_ids``; missing ones are simply absent)."""
+        import numpy as np
+        wanted = None if region_ids is None else {int(r) for r in region_ids}
+        with self._tx() as c:
+            rows = c.execute(db.SELECT_SEQUENCES, {"model_version": str(model_version)}).all()
+        out = {}
+        for rid, n, dim, data in rows:
+            if wanted is None or int(rid) in wanted:
+                out[int(rid)] = np.frombuffer(bytes(data), dtype="<f4").reshape(int(n), int(dim)).astype(np.float32)
+        return out
+
+    def put_map_points(self, run_id: int, method: str, params: dict | None, points: dict[int, tuple[float, float]]) -> int:
+        """Store region id -> (x, y) map coordinates for (run, method, params), replacing an earlier set."""
+        key = {"run_id": int(run_id), "method": str(method), "params": dumps(params)}
+        rows = [{**key, "region_id": int(rid), "x": float(x), "y": float(y), "created_at": now_iso()}
+                for rid, (x, y) in points.items()]
+        with self._tx(write=True) as c:
+            c.execute(db.DELETE_MAP_POINTS, key)
+            if rows:
+                c.execute(db.INSERT_MAP_POINT, rows)
+        return len(rows)
+
+    def map_points(self, *, run_id: int, method: str, params: dict | None = None) -> dict[int, tuple[float, float]]:
+        """Region id -> (x, y) for (run, method); with ``params`` None, the most recent parameter set."""
+        with self._tx() as c:
+            if params is None:
+                found = c.execute(db.LATEST_MAP_PARAMS, {"run_id": int(run_id), "method": str(method)}).scalar()
+                if found is None:
+                    return {}
+            else:
+                found = dumps(params)
+            rows = c.execute(db.SELECT_MAP_POINTS, {"run_id": int(run_id), "method": str(method),
+                                                    "params": found}).all()
+        return {int(r): (float(x), float(y)) for r, x, y in rows}
+
+    def clusterings(self, run_id: int | None = None) -> list[dict]:
+        """The distinct stored clusterings: run_id, algorithm, params, n_regions, n_clusters, created_at."""
+        where, p = _match(run_id=opt_int(run_id))
+        with self._tx() as c:
+            rows = c.execute(text(
+                "SELECT run_id, algorithm, params, COUNT(*) AS n_regions, COUNT(DISTINCT cluster) AS n_clusters, "
+                f"MAX(created_at) AS created_at FROM clusters WHERE {where} GROUP BY run_id, algorithm, params "
+                "ORDER BY MAX(created_at), algorithm"), p).mappings().all()
+        return [{"run_id": int(r["run_id"]), "algorithm": r["algorithm"], "params": loads(r["params"]),
+                 "n_regions": int(r["n_regions"]), "n_clusters": int(r["n_clusters"]),
+                 "created_at": r["created_at"]} for r in rows]
+
     def add_edit(self, *, target: str, target_id: int | None, field: str, old_value: Any = None,
                  new_value: Any = None, author: str | None = None, note: str | None = None) -> int:
         """Log one manual change (values kept as JSON); returns the edit's id."""
@@ -317,6 +381,14 @@ def _region_params(key: dict, r: Region) -> dict:
             "stop_s": stop / sr if ok and stop is not None else None,
             "peak_score": opt_float(r.peak_score), "mean_score": opt_float(r.mean_score),
             "first_window": opt_int(r.first_window), "n_windows": opt_int(r.n_windows)}
+
+
+def _as_float32_2d(seq: Any):
+    import numpy as np
+    a = np.asarray(seq, dtype=np.float32)
+    if a.ndim != 2 or a.shape[1] == 0:
+        raise ValueError(f"an embedding sequence must be (n_windows, dim) with dim > 0, got shape {a.shape}")
+    return a
 
 
 def _as_day(value: Any) -> _dt.date | None:
