@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from .errors import ConfigError
-from .io import AudioWriter, iter_blocks
+from .io import AudioWriter, audio_info, iter_blocks, read_audio
 from .regions import Region
 
 
@@ -93,6 +93,44 @@ def regions_table(records: Sequence[RegionRecord], path: str | Path) -> Path:
     return p
 
 
+@dataclass(frozen=True)
+class AudioSpan:
+    """Samples ``[start, stop)`` of one channel of one file."""
+
+    path: str
+    channel: int
+    start: int
+    stop: int
+
+
+def join_spans(spans: Sequence[AudioSpan], path: str | Path, *, gap_s: float = 0.1, subtype: str = "PCM_16") -> Path:
+    """One WAV of ``spans`` in the given order, joined by ``gap_s`` of silence, streamed block by block.
+
+    The output takes the first span's sample rate; spans of files at other rates are resampled to it
+    (polyphase, scipy) so a cluster's members from different recorders can be heard in one file.
+    """
+    if not spans:
+        raise ConfigError(f"{path}: no regions to join")
+    rate = int(round(audio_info(spans[0].path).sample_rate))
+    silence = np.zeros(int(round(gap_s * rate)), np.float32)
+    with AudioWriter(path, sample_rate=rate, subtype=subtype) as out:
+        for k, sp in enumerate(spans):
+            if k and silence.size:
+                out.write(silence)
+            src = int(round(audio_info(sp.path).sample_rate))
+            if src == rate:
+                for block in iter_blocks(sp.path, channel=sp.channel, start=sp.start, stop=sp.stop):
+                    out.write(block.samples)
+            else:  # a region is short: resample it whole
+                from math import gcd
+
+                from scipy.signal import resample_poly
+                x, _ = read_audio(sp.path, channel=sp.channel, start=sp.start, stop=sp.stop)
+                g = gcd(rate, src)
+                out.write(resample_poly(x, rate // g, src // g).astype(np.float32))
+    return Path(path)
+
+
 def nonsilent_audio(recording: str | Path, regions: Sequence[Region], path: str | Path, *, channel: int = 0,
                     gap_s: float = 0.1, subtype: str = "PCM_16") -> Path:
     """One WAV of all ``regions`` of ``recording``, in order, joined by ``gap_s`` of silence.
@@ -101,15 +139,8 @@ def nonsilent_audio(recording: str | Path, regions: Sequence[Region], path: str 
     """
     if not regions:
         raise ConfigError(f"{recording}: no regions to export")
-    rate = regions[0].sample_rate
-    silence = np.zeros(int(round(gap_s * rate)), np.float32)
-    with AudioWriter(path, sample_rate=int(rate), subtype=subtype) as out:
-        for k, g in enumerate(sorted(regions, key=lambda r: r.start)):
-            if k and silence.size:
-                out.write(silence)
-            for block in iter_blocks(recording, channel=channel, start=g.start, stop=g.stop):
-                out.write(block.samples)
-    return Path(path)
+    spans = [AudioSpan(str(recording), channel, g.start, g.stop) for g in sorted(regions, key=lambda r: r.start)]
+    return join_spans(spans, path, gap_s=gap_s, subtype=subtype)
 
 
 def _clean(label: str) -> str:

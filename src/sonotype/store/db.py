@@ -75,6 +75,44 @@ SELECT_MAP_POINTS = text("SELECT region_id, x, y FROM map_points WHERE run_id = 
 INSERT_EDIT = text(
     "INSERT INTO edits (target, target_id, field, old_value, new_value, author, at, note) "
     "VALUES (:target, :target_id, :field, :old_value, :new_value, :author, :at, :note) RETURNING id")
+# curation (the web application): single rows, latest runs, labels, cluster names, merges and splits
+SELECT_REGION = text(f"SELECT {REGION_COLS} FROM regions WHERE id = :id")
+SELECT_RUNS = text("SELECT * FROM runs ORDER BY id")
+LATEST_RUN = text("SELECT MAX(run_id) FROM processed WHERE status = 'done'")
+LATEST_RUN_OF_RECORDING = text(
+    "SELECT MAX(run_id) FROM processed WHERE status = 'done' AND recording_id = :recording_id")
+COUNT_REGIONS_OF = text("SELECT COUNT(*) FROM regions WHERE recording_id = :recording_id AND run_id = :run_id")
+LABEL_COLS = "region_id, label, note, author, at"
+SELECT_REGION_LABEL = text(f"SELECT {LABEL_COLS} FROM region_labels WHERE region_id = :region_id")
+SELECT_LABELS_OF_RUN = text(
+    "SELECT l.region_id, l.label, l.note, l.author, l.at FROM region_labels l JOIN regions g ON g.id = l.region_id "
+    "WHERE g.run_id = :run_id ORDER BY l.region_id")
+SELECT_LABELS_OF_RECORDING = text(
+    "SELECT l.region_id, l.label, l.note, l.author, l.at FROM region_labels l JOIN regions g ON g.id = l.region_id "
+    "WHERE g.run_id = :run_id AND g.recording_id = :recording_id ORDER BY l.region_id")
+UPSERT_REGION_LABEL = text(
+    "INSERT INTO region_labels (region_id, label, note, author, at) VALUES (:region_id, :value, NULL, :author, :at) "
+    "ON CONFLICT (region_id) DO UPDATE SET label = excluded.label, author = excluded.author, at = excluded.at")
+UPSERT_REGION_NOTE = text(
+    "INSERT INTO region_labels (region_id, label, note, author, at) VALUES (:region_id, NULL, :value, :author, :at) "
+    "ON CONFLICT (region_id) DO UPDATE SET note = excluded.note, author = excluded.author, at = excluded.at")
+CLUSTERING_KEY = "run_id = :run_id AND algorithm = :algorithm AND params = :params"
+SELECT_CLUSTER_NAMES = text(
+    f"SELECT cluster, name, note, author, at FROM cluster_names WHERE {CLUSTERING_KEY} ORDER BY cluster")
+UPSERT_CLUSTER_NAME = text(
+    "INSERT INTO cluster_names (run_id, algorithm, params, cluster, name, note, author, at) VALUES (:run_id, "
+    ":algorithm, :params, :cluster, :value, NULL, :author, :at) ON CONFLICT (run_id, algorithm, params, cluster) "
+    "DO UPDATE SET name = excluded.name, author = excluded.author, at = excluded.at")
+UPSERT_CLUSTER_NOTE = text(
+    "INSERT INTO cluster_names (run_id, algorithm, params, cluster, name, note, author, at) VALUES (:run_id, "
+    ":algorithm, :params, :cluster, NULL, :value, :author, :at) ON CONFLICT (run_id, algorithm, params, cluster) "
+    "DO UPDATE SET note = excluded.note, author = excluded.author, at = excluded.at")
+SELECT_CLUSTER_MEMBERS = text(
+    f"SELECT region_id, cluster FROM clusters WHERE {CLUSTERING_KEY} ORDER BY cluster, region_id")
+MAX_CLUSTER = text(f"SELECT MAX(cluster) FROM clusters WHERE {CLUSTERING_KEY}")
+MOVE_CLUSTER = text(f"UPDATE clusters SET cluster = :into WHERE {CLUSTERING_KEY} AND cluster = :cluster")
+MOVE_CLUSTER_MEMBER = text(
+    f"UPDATE clusters SET cluster = :into WHERE {CLUSTERING_KEY} AND cluster = :cluster AND region_id = :region_id")
 
 
 def normalise_url(url: str) -> str:

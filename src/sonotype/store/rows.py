@@ -176,3 +176,34 @@ def like_pattern(fragment: str) -> str:
     """``%fragment%`` for ``LIKE ... ESCAPE '!'`` with the wildcards in ``fragment`` escaped."""
     esc = str(fragment).replace("!", "!!").replace("%", "!%").replace("_", "!_")
     return f"%{esc}%"
+
+
+# ---------------------------------------------------------------------------- curation rows
+
+#: the labels a person may give a region (``None`` = not reviewed / label withdrawn)
+REGION_LABELS = ("vocalisation", "noise")
+
+
+@dataclass(frozen=True)
+class RegionLabelRow:
+    """A person's verdict on one region: ``label`` in :data:`REGION_LABELS` or None, a free-text note."""
+
+    region_id: int
+    label: str | None
+    note: str | None
+    author: str | None
+    at: str  # ISO-8601 UTC of the latest change
+
+
+@dataclass(frozen=True)
+class ClusterNameRow:
+    """A person's name and note for cluster ``cluster`` of the clustering (run_id, algorithm, params)."""
+
+    run_id: int
+    algorithm: str
+    params: dict
+    cluster: int
+    name: str | None
+    note: str | None
+    author: str | None
+    at: str

@@ -21,6 +21,7 @@ from . import db
 from .db import DEFAULT_URL, SCHEMA_VERSION, load_schema, normalise_url
 from .rows import (ClusterRow, EditRow, FailureRow, ModelRow, ProcessedRow, RecordingRow, RegionRow, RunRow,
                    StoreError, dumps, like_pattern, loads, meta_text, now_iso, opt_float, opt_int, sha256_json)
+from .rows import REGION_LABELS, ClusterNameRow, RegionLabelRow
 
 
 class Store:
@@ -307,6 +308,14 @@ class Store:
                 out[int(rid)] = np.frombuffer(bytes(data), dtype="<f4").reshape(int(n), int(dim)).astype(np.float32)
         return out
 
+    def sequence_versions(self, region_id: int | None = None) -> list[str]:
+        """Encoder versions with stored sequences (of one region, or any), most recently stored first."""
+        where, p = ("region_id = :region_id", {"region_id": int(region_id)}) if region_id is not None else ("1 = 1", {})
+        with self._tx() as c:
+            rows = c.execute(text(f"SELECT model_version, MAX(created_at) AS at FROM sequences WHERE {where} "
+                                  "GROUP BY model_version ORDER BY MAX(created_at) DESC, model_version"), p).all()
+        return [r[0] for r in rows]
+
     def put_map_points(self, run_id: int, method: str, params: dict | None, points: dict[int, tuple[float, float]]) -> int:
         """Store region id -> (x, y) map coordinates for (run, method, params), replacing an earlier set."""
         key = {"run_id": int(run_id), "method": str(method), "params": dumps(params)}
@@ -361,6 +370,166 @@ class Store:
                         loads(r["new_value"]), r["author"], r["at"], r["note"]) for r in rows]
 
 
+    # ------------------------------------------------------------------ curation (the web application)
+    def region(self, region_id: int) -> RegionRow | None:
+        """One stored region by id, or None."""
+        with self._tx() as c:
+            r = c.execute(db.SELECT_REGION, {"id": int(region_id)}).first()
+        return None if r is None else RegionRow(
+            int(r.id), int(r.recording_id), int(r.run_id),
+            Region(int(r.start_sample), int(r.stop_sample), float(r.sample_rate), float(r.peak_score),
+                   float(r.mean_score), int(r.first_window), int(r.n_windows)))
+
+    def runs(self) -> list[RunRow]:
+        """Every detection run, oldest first."""
+        with self._tx() as c:
+            rows = c.execute(db.SELECT_RUNS).mappings().all()
+        return [RunRow(int(r["id"]), int(r["model_id"]), loads(r["settings"]), r["settings_hash"], r["created_at"])
+                for r in rows]
+
+    def latest_run_id(self, recording_id: int | None = None) -> int | None:
+        """Highest run id with a finished result (for one recording, or any); None if there is none."""
+        with self._tx() as c:
+            if recording_id is None:
+                v = c.execute(db.LATEST_RUN).scalar()
+            else:
+                v = c.execute(db.LATEST_RUN_OF_RECORDING, {"recording_id": int(recording_id)}).scalar()
+        return opt_int(v)
+
+    def count_regions(self, recording_id: int, run_id: int) -> int:
+        with self._tx() as c:
+            return int(c.execute(db.COUNT_REGIONS_OF, {"recording_id": int(recording_id),
+                                                       "run_id": int(run_id)}).scalar())
+
+    def region_label(self, region_id: int) -> RegionLabelRow | None:
+        with self._tx() as c:
+            r = c.execute(db.SELECT_REGION_LABEL, {"region_id": int(region_id)}).first()
+        return None if r is None else RegionLabelRow(int(r[0]), r[1], r[2], r[3], r[4])
+
+    def region_labels(self, *, run_id: int, recording_id: int | None = None) -> dict[int, RegionLabelRow]:
+        """Region id -> label row for the labelled regions of a run (or of one recording in it)."""
+        p = {"run_id": int(run_id)}
+        q = db.SELECT_LABELS_OF_RUN
+        if recording_id is not None:
+            p["recording_id"], q = int(recording_id), db.SELECT_LABELS_OF_RECORDING
+        with self._tx() as c:
+            rows = c.execute(q, p).all()
+        return {int(r[0]): RegionLabelRow(int(r[0]), r[1], r[2], r[3], r[4]) for r in rows}
+
+    def set_region_label(self, region_id: int, label: str | None, *, author: str | None = None,
+                         note: str | None = None) -> RegionLabelRow:
+        """Label a region 'vocalisation' or 'noise' (None withdraws the label) and log the change."""
+        if label is not None and label not in REGION_LABELS:
+            raise ConfigError(f"region label must be one of {list(REGION_LABELS)} or None, got {label!r}")
+        return self._set_region_field(region_id, "label", label, author=author, note=note)
+
+    def set_region_note(self, region_id: int, text_: str | None, *, author: str | None = None) -> RegionLabelRow:
+        """Attach (or with None clear) a free-text note to a region and log the change."""
+        return self._set_region_field(region_id, "note", None if text_ is None else str(text_), author=author)
+
+    def _set_region_field(self, region_id: int, field: str, value: str | None, *, author: str | None,
+                          note: str | None = None) -> RegionLabelRow:
+        rid, at = int(region_id), now_iso()
+        stmt = db.UPSERT_REGION_LABEL if field == "label" else db.UPSERT_REGION_NOTE
+        with self._tx(write=True) as c:
+            if c.execute(db.SELECT_REGION, {"id": rid}).first() is None:
+                raise StoreError(f"{self.label}: region {rid} does not exist; list regions with Store.regions()")
+            old = c.execute(db.SELECT_REGION_LABEL, {"region_id": rid}).first()
+            c.execute(stmt, {"region_id": rid, "value": value, "author": author, "at": at})
+            c.execute(db.INSERT_EDIT, _edit_row("region", rid, field, None if old is None else old._mapping[field],
+                                                value, author, note, at))
+            r = c.execute(db.SELECT_REGION_LABEL, {"region_id": rid}).first()
+        return RegionLabelRow(int(r[0]), r[1], r[2], r[3], r[4])
+
+    def cluster_names(self, run_id: int, algorithm: str, params: dict | None) -> dict[int, ClusterNameRow]:
+        """Cluster number -> name/note row for one clustering."""
+        key = _clustering_key(run_id, algorithm, params)
+        with self._tx() as c:
+            rows = c.execute(db.SELECT_CLUSTER_NAMES, key).all()
+        return {int(r[0]): ClusterNameRow(key["run_id"], key["algorithm"], loads(key["params"]), int(r[0]), r[1],
+                                          r[2], r[3], r[4]) for r in rows}
+
+    def set_cluster_name(self, run_id: int, algorithm: str, params: dict | None, cluster: int, name: str | None,
+                         *, author: str | None = None) -> ClusterNameRow:
+        """Name one cluster of a clustering (None clears the name); the change is logged."""
+        return self._set_cluster_field(run_id, algorithm, params, cluster, "name", name, author=author)
+
+    def set_cluster_note(self, run_id: int, algorithm: str, params: dict | None, cluster: int, note: str | None,
+                         *, author: str | None = None) -> ClusterNameRow:
+        """Attach (None: clear) a free-text note to one cluster of a clustering; the change is logged."""
+        return self._set_cluster_field(run_id, algorithm, params, cluster, "note", note, author=author)
+
+    def _set_cluster_field(self, run_id, algorithm, params, cluster, field, value, *, author) -> ClusterNameRow:
+        key, at = {**_clustering_key(run_id, algorithm, params), "cluster": int(cluster)}, now_iso()
+        stmt = db.UPSERT_CLUSTER_NAME if field == "name" else db.UPSERT_CLUSTER_NOTE
+        with self._tx(write=True) as c:
+            members = [r for r in c.execute(db.SELECT_CLUSTER_MEMBERS, key).all() if int(r[1]) == key["cluster"]]
+            if not members:
+                raise StoreError(f"{self.label}: clustering {key['algorithm']} {key['params']} of run "
+                                 f"{key['run_id']} has no cluster {key['cluster']}; see Store.clusterings()")
+            old = {int(r[0]): r for r in c.execute(db.SELECT_CLUSTER_NAMES, key).all()}.get(key["cluster"])
+            c.execute(stmt, {**key, "value": value, "author": author, "at": at})
+            c.execute(db.INSERT_EDIT, _edit_row("cluster", key["run_id"], field,
+                                                {**_key_doc(key), "value": None if old is None else old._mapping[field]},
+                                                {**_key_doc(key), "value": value}, author, None, at))
+        return self.cluster_names(run_id, algorithm, params)[int(cluster)]
+
+    def cluster_members(self, run_id: int, algorithm: str, params: dict | None) -> dict[int, list[int]]:
+        """Cluster number -> sorted region ids, for one clustering."""
+        with self._tx() as c:
+            rows = c.execute(db.SELECT_CLUSTER_MEMBERS, _clustering_key(run_id, algorithm, params)).all()
+        out: dict[int, list[int]] = {}
+        for rid, cl in rows:
+            out.setdefault(int(cl), []).append(int(rid))
+        return out
+
+    def merge_clusters(self, run_id: int, algorithm: str, params: dict | None, *, into: int, other: int,
+                       author: str | None = None, note: str | None = None) -> int:
+        """Move every region of cluster ``other`` into cluster ``into`` (same clustering); logs the change
+        with the moved region ids. Returns the number of regions moved."""
+        key, into, other = _clustering_key(run_id, algorithm, params), int(into), int(other)
+        if into == other:
+            raise ConfigError(f"cannot merge cluster {into} into itself; choose two different clusters")
+        with self._tx(write=True) as c:
+            members = self._members_in(c, key, (into, other))
+            moved = members[other]
+            c.execute(db.MOVE_CLUSTER, {**key, "into": into, "cluster": other})
+            c.execute(db.INSERT_EDIT, _edit_row("cluster", key["run_id"], "merge",
+                                                {**_key_doc(key), "cluster": other, "region_ids": moved},
+                                                {**_key_doc(key), "cluster": into}, author, note, now_iso()))
+        return len(moved)
+
+    def split_cluster(self, run_id: int, algorithm: str, params: dict | None, cluster: int,
+                      region_ids: Iterable[int], *, author: str | None = None, note: str | None = None) -> int:
+        """Move ``region_ids`` (members of ``cluster``) to a new cluster numbered one above the highest of the
+        clustering; logs the change. Returns the new cluster's number."""
+        key, cluster = _clustering_key(run_id, algorithm, params), int(cluster)
+        ids = sorted({int(r) for r in region_ids})
+        if not ids:
+            raise ConfigError("split needs at least one region id to move to the new cluster; got none")
+        with self._tx(write=True) as c:
+            members = set(self._members_in(c, key, (cluster,))[cluster])
+            strangers = [r for r in ids if r not in members]
+            if strangers:
+                raise ConfigError(f"region(s) {strangers[:10]} are not in cluster {cluster}; choose members of it")
+            new = max(int(c.execute(db.MAX_CLUSTER, key).scalar()) + 1, 0)
+            c.execute(db.MOVE_CLUSTER_MEMBER, [{**key, "into": new, "cluster": cluster, "region_id": r} for r in ids])
+            c.execute(db.INSERT_EDIT, _edit_row("cluster", key["run_id"], "split",
+                                                {**_key_doc(key), "cluster": cluster, "region_ids": ids},
+                                                {**_key_doc(key), "cluster": new}, author, note, now_iso()))
+        return new
+
+    def _members_in(self, c: Connection, key: dict, clusters: tuple[int, ...]) -> dict[int, list[int]]:
+        found: dict[int, list[int]] = {cl: [] for cl in clusters}
+        for rid, cl in c.execute(db.SELECT_CLUSTER_MEMBERS, key).all():
+            if int(cl) in found:
+                found[int(cl)].append(int(rid))
+        empty = [cl for cl, m in found.items() if not m]
+        if empty:
+            raise StoreError(f"{self.label}: clustering {key['algorithm']} {key['params']} of run {key['run_id']} "
+                             f"has no cluster {empty[0]}; see Store.cluster_members()")
+        return found
+
 _FILTER_COLUMNS = frozenset({"recording_id", "run_id", "status", "algorithm", "region_id", "target", "target_id"})
 
 
@@ -370,6 +539,23 @@ def _match(**values: Any) -> tuple[str, dict]:
     if not set(params) <= _FILTER_COLUMNS:
         raise ValueError(f"not a filter column: {sorted(set(params) - _FILTER_COLUMNS)}")
     return " AND ".join(f"{k} = :{k}" for k in params) or "1 = 1", params
+
+def _clustering_key(run_id: int, algorithm: str, params: dict | None) -> dict:
+    """Bound values naming one clustering (as in the clusters table)."""
+    return {"run_id": int(run_id), "algorithm": str(algorithm), "params": dumps(params)}
+
+
+def _key_doc(key: dict) -> dict:
+    """A clustering key as a JSON document for the edit log."""
+    return {"run_id": key["run_id"], "algorithm": key["algorithm"], "params": loads(key["params"])}
+
+
+def _edit_row(target: str, target_id: int | None, field: str, old: Any, new: Any, author: str | None,
+              note: str | None, at: str) -> dict:
+    """Bound values of one edits row (values kept as JSON, as :meth:`Store.add_edit` does)."""
+    return {"target": target, "target_id": opt_int(target_id), "field": field,
+            "old_value": None if old is None else dumps(old), "new_value": None if new is None else dumps(new),
+            "author": author, "at": at, "note": note}
 
 
 def _region_params(key: dict, r: Region) -> dict:

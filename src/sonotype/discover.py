@@ -1,0 +1,135 @@
+"""``sonotype cluster``: sound types among a detection run's regions, stored in the database.
+
+regions (store) -> embedding sequences (computed once per encoder, stored) -> DTW ->
+clusterings (agglomerative / k-means / HDBSCAN) and 2-d maps (t-SNE / UMAP) -> store.
+
+Up to ``DiscoverConfig.max_full`` regions the all-pairs DTW matrix is computed; above it a
+k-nearest-neighbour DTW graph replaces it (average linkage on the graph, threshold from the
+percentile of DTW distances over a seeded sample of random pairs; maps from mean embeddings).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from .batch import model_version
+from .checkpoint import LoadedModel
+from .cluster import Clustering, agglomerative, graph_agglomerative, hdbscan, kmeans_sequences, percentile_threshold
+from .dtw import dtw_distance, dtw_matrix, knn_graph
+from .errors import ConfigError, DataError
+from .maps import METHODS, embedding_map
+from .search import mean_embeddings
+from .sequences import region_sequences
+from .store import Store
+
+ALGORITHMS = ("agglomerative", "kmeans", "hdbscan")
+
+
+@dataclass(frozen=True)
+class DiscoverConfig:
+    """How regions are clustered and mapped (defaults follow the original: average linkage cut at
+    the 45th distance percentile, k-means with 24 clusters)."""
+
+    algorithms: tuple[str, ...] = ("agglomerative", "kmeans")
+    percentile: float = 45.0
+    n_clusters: int | None = None       # agglomerative: a cluster count instead of the percentile cut
+    k: int = 24                         # k-means clusters (clipped to the number of windows)
+    min_cluster_size: int = 5           # HDBSCAN
+    band: float | int | None = None     # DTW Sakoe-Chiba band (None: (n + m) / 4)
+    max_full: int = 3000                # above this many regions: kNN graph instead of all pairs
+    knn: int = 10
+    candidates: int = 50
+    threshold_sample: int = 20000       # random pairs whose DTW sets the graph threshold
+    maps: tuple[str, ...] = ("tsne", "umap")
+    seed: int = 0
+
+    def __post_init__(self):
+        bad = [a for a in self.algorithms if a not in ALGORITHMS]
+        if bad or not self.algorithms:
+            raise ConfigError(f"unknown clustering algorithm(s) {bad}; expected some of {ALGORITHMS}")
+        bad = [m for m in self.maps if m not in METHODS]
+        if bad:
+            raise ConfigError(f"unknown map method(s) {bad}; expected some of {METHODS}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Discovery:
+    """Everything one ``discover`` call produced, aligned with ``region_ids``."""
+
+    run_id: int
+    model_version: str
+    region_ids: np.ndarray                        # (N,) int64
+    sequences: list[np.ndarray] = field(repr=False)
+    clusterings: dict[str, Clustering] = field(repr=False)
+    maps: dict[str, np.ndarray] = field(repr=False)   # method -> (N, 2)
+    dist: np.ndarray | None = field(default=None, repr=False)  # (N, N) when computed
+
+
+def store_params(clustering: Clustering, version: str, config: DiscoverConfig) -> dict:
+    """The parameters a clustering is stored under: its own plus the encoder and DTW band."""
+    return {**clustering.params, "encoder": version, "band": config.band}
+
+
+def discover(store: Store, run_id: int, model: LoadedModel, *, config: DiscoverConfig = DiscoverConfig(),
+             progress: bool = False, log: Callable[[str], None] = print) -> Discovery:
+    """Cluster and map the regions of detection run ``run_id`` with ``model``'s encoder; store the results."""
+    if store.run(run_id) is None:
+        raise DataError(f"{store.label}: no detection run {run_id}; `sonotype info --db` lists the runs")
+    version = model_version(model)
+    seqs_by_id = region_sequences(store, run_id, model, progress=progress, log=log)
+    ids = np.array(sorted(seqs_by_id), np.int64)
+    if ids.size < 3:
+        raise DataError(f"run {run_id} has {ids.size} region(s) with sequences; clustering needs at least 3")
+    seqs = [seqs_by_id[int(i)] for i in ids]
+    n = len(seqs)
+    clusterings: dict[str, Clustering] = {}
+    dist = None
+    if n <= config.max_full:
+        dist = dtw_matrix(seqs, band=config.band, progress=progress)
+        if "agglomerative" in config.algorithms:
+            clusterings["agglomerative"] = agglomerative(dist, n_clusters=config.n_clusters,
+                                                         percentile=config.percentile)
+        if "hdbscan" in config.algorithms:
+            clusterings["hdbscan"] = hdbscan(dist, min_cluster_size=min(config.min_cluster_size, n))
+    else:
+        if "hdbscan" in config.algorithms:
+            log(f"hdbscan skipped: {n} regions > max_full={config.max_full} (it needs the all-pairs matrix)")
+        if "agglomerative" in config.algorithms:
+            clusterings["agglomerative"] = _graph_clustering(seqs, config, progress=progress)
+    if "kmeans" in config.algorithms:
+        total = sum(s.shape[0] for s in seqs)
+        clusterings["kmeans"] = kmeans_sequences(seqs, k=min(config.k, total), seed=config.seed)[0]
+    for name, c in clusterings.items():
+        store.add_cluster_assignments(run_id, c.algorithm, store_params(c, version, config),
+                                      dict(zip(ids.tolist(), c.labels.tolist())))
+        log(f"{c.algorithm}: {c.n_clusters} clusters over {n} regions")
+    maps = {}
+    for method in config.maps:
+        coords = (embedding_map(dist=dist, method=method, seed=config.seed) if dist is not None
+                  else embedding_map(vectors=mean_embeddings(seqs), method=method, seed=config.seed))
+        store.put_map_points(run_id, method, {"encoder": version, "seed": config.seed},
+                             {int(i): (float(x), float(y)) for i, (x, y) in zip(ids, coords)})
+        maps[method] = coords
+    return Discovery(run_id, version, ids, seqs, clusterings, maps, dist)
+
+
+def _graph_clustering(seqs: list[np.ndarray], config: DiscoverConfig, *, progress: bool) -> Clustering:
+    n = len(seqs)
+    rng = np.random.default_rng(config.seed)
+    m = min(config.threshold_sample, n * (n - 1) // 2)
+    a, b = rng.integers(0, n, m), rng.integers(0, n, m)
+    keep = a != b
+    sample = np.array([dtw_distance(seqs[i], seqs[j], band=config.band) for i, j in zip(a[keep], b[keep])])
+    threshold = percentile_threshold(sample, config.percentile)
+    nbr, d = knn_graph(seqs, min(config.knn, n - 1), band=config.band, candidates=min(config.candidates, n - 1),
+                       progress=progress)
+    src = np.repeat(np.arange(n), nbr.shape[1])
+    c = graph_agglomerative(n, src, nbr.ravel(), d.ravel(), threshold=threshold)
+    return Clustering("agglomerative", {**c.params, "percentile": config.percentile, "graph": "knn",
+                                        "knn": config.knn, "candidates": config.candidates}, c.labels)

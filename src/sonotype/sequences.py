@@ -1,0 +1,206 @@
+"""Embedding sequences: a region or clip as the ordered window embeddings of its span.
+
+Sound-type discovery compares these sequences by DTW. For stored regions they are computed
+once per (region, encoder) and kept in the store (``sequences`` table), so that re-clustering
+never re-runs the encoder. A region's windows are the detector's own windows (same sample
+grid), re-read from its span only, so the cost is proportional to the vocal time, not to the
+recording length.
+
+Also here: the two baseline representations that ``cluster-eval`` compares against (the raw
+normalised spectrogram frames, and an untrained encoder) and spectrogram thumbnails for maps and
+galleries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+
+from .batch import model_version
+from .checkpoint import LoadedModel
+from .embed import embed_windows
+from .errors import ConfigError
+from .features import Framing, FrontEnd, framing_for, frames_to_windows, normalise, spectrogram
+from .io import audio_info, read_audio
+from .model import Encoder, EncoderConfig
+from .store import RegionRow, Store
+
+
+@dataclass(frozen=True)
+class Clip:
+    """A span of one recording channel to embed: a catalog clip (whole file) or a region.
+
+    ``start``/``stop`` are samples (``stop`` None = end of file); ``label`` is the expert's
+    type when known (for agreement scores), ``key`` names the item in outputs.
+    """
+
+    path: str
+    channel: int = 0
+    start: int = 0
+    stop: int | None = None
+    label: str | None = None
+    key: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.key or Path(self.path).name
+
+
+def span_frames(clip: Clip, frontend: FrontEnd) -> tuple[np.ndarray, Framing]:
+    """Band spectrogram ``(F, B)`` (dB for the log scale) of the clip's span and its framing."""
+    info = audio_info(clip.path)
+    framing = framing_for(frontend, info.sample_rate, clip.path)
+    x, _ = read_audio(clip.path, channel=clip.channel, start=clip.start, stop=clip.stop)
+    if x.shape[0] < framing.n_fft:  # shorter than one frame: zero-pad to one
+        x = np.pad(x, (0, framing.n_fft - x.shape[0]))
+    return spectrogram(np.ascontiguousarray(x, np.float32), framing), framing
+
+
+def span_windows(frames: np.ndarray, framing: Framing) -> np.ndarray:
+    """Normalised windows ``(N, W, B)`` of a span's frames ``(F, B)``; a span shorter than one window
+    is padded by repeating its edge frames so that every clip yields at least one window."""
+    f = frames.shape[0]
+    if f < framing.window:
+        lead = (framing.window - f) // 2
+        frames = np.pad(frames, ((lead, framing.window - f - lead), (0, 0)), mode="edge")
+    return frames_to_windows(frames, window=framing.window, stride=framing.stride, centre_bins=framing.centre_bins)
+
+
+def frame_sequence(frames: np.ndarray) -> np.ndarray:
+    """Baseline representation: the span's frames ``(F, B)`` normalised as one window,
+    ``(x - mean) / (std + 1)`` over the whole span, float32."""
+    return normalise(frames[None].astype(np.float32))[0][0]
+
+
+def untrained_encoder(config: EncoderConfig, *, seed: int = 0) -> Encoder:
+    """A randomly initialised encoder (baseline): same architecture, PyTorch's default init, seeded."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        enc = Encoder(config)
+    return enc.eval()
+
+
+@dataclass(frozen=True)
+class ClipSequences:
+    """The three representations of a list of clips, aligned with ``clips``."""
+
+    clips: tuple[Clip, ...]
+    encoder: list[np.ndarray]       # (n_windows, D) per clip
+    untrained: list[np.ndarray]     # (n_windows, D) per clip, random-init encoder
+    frames: list[np.ndarray]        # (F, B) normalised spectrogram frames per clip
+    thumbnails: list[np.ndarray]    # (F', B) dB spectrograms for pictures
+
+
+def clip_sequences(clips: Sequence[Clip], model: LoadedModel, *, untrained_seed: int = 0,
+                   thumbnail_frames: int = 128, on_error: Callable[[Clip, Exception], None] | None = None
+                   ) -> ClipSequences:
+    """Embed each clip with the trained encoder and with an untrained one, and keep its frames.
+
+    Clips that cannot be read are passed to ``on_error`` and left out (or raise when it is None).
+    """
+    base = untrained_encoder(model.encoder.config, seed=untrained_seed)
+    kept, enc, unt, frm, th = [], [], [], [], []
+    for clip in clips:
+        try:
+            frames, framing = span_frames(clip, model.frontend)
+        except Exception as e:  # noqa: BLE001 - reported per clip, the rest go on
+            if on_error is None:
+                raise
+            on_error(clip, e)
+            continue
+        windows = span_windows(frames, framing)
+        kept.append(clip)
+        enc.append(embed_windows(model.encoder, windows))
+        unt.append(embed_windows(base, windows))
+        frm.append(frame_sequence(frames))
+        th.append(thumbnail(frames, max_frames=thumbnail_frames))
+    return ClipSequences(tuple(kept), enc, unt, frm, th)
+
+
+def thumbnail(frames: np.ndarray, *, max_frames: int = 128) -> np.ndarray:
+    """A small picture of a spectrogram ``(F, B)``: at most ``max_frames`` frames (max-pooled in time,
+    so short clicks survive), float32 dB. Frequency stays on axis 1, low bins first."""
+    f = frames.shape[0]
+    if max_frames < 1:
+        raise ConfigError(f"max_frames must be >= 1, got {max_frames}")
+    if f <= max_frames:
+        return np.asarray(frames, np.float32)
+    edges = np.linspace(0, f, max_frames + 1).astype(int)
+    return np.maximum.reduceat(np.asarray(frames, np.float32), edges[:-1], axis=0)
+
+
+# ---------------------------------------------------------------------------- stored regions
+
+
+def region_clip(row: RegionRow, *, path: str, channel: int, framing: Framing | None = None) -> Clip:
+    """The span of a stored region as a :class:`Clip`. With the framing the region was detected
+    with, the span is that of its windows exactly (the detector's windows are reproduced)."""
+    r = row.region
+    if framing is not None and r.n_windows > 0:
+        start = framing.window_span(r.first_window)[0]
+        stop = framing.window_span(r.first_window + r.n_windows - 1)[1]
+    else:
+        start, stop = r.start, r.stop
+    return Clip(path, channel, int(start), int(stop), key=f"region {row.id}")
+
+
+def region_sequences(store: Store, run_id: int, model: LoadedModel, *, region_ids: Iterable[int] | None = None,
+                     progress: bool = False, log: Callable[[str], None] = print) -> dict[int, np.ndarray]:
+    """Embedding sequences of a run's regions under ``model``'s encoder: computed for the regions
+    that have none stored yet, saved in the store (per recording, so an interrupted call keeps
+    what it did), and returned for all, keyed by region id."""
+    version = model_version(model)
+    rows = store.regions(run_id=run_id)
+    if region_ids is not None:
+        wanted = {int(i) for i in region_ids}
+        rows = [r for r in rows if r.id in wanted]
+    have = store.sequences(version, [r.id for r in rows])
+    todo: dict[int, list[RegionRow]] = {}
+    for r in rows:
+        if r.id not in have:
+            todo.setdefault(r.recording_id, []).append(r)
+    same_frontend = _run_frontend(store, run_id) == model.frontend
+    bar = _bar(progress, sum(len(v) for v in todo.values()))
+    for rec_id, regs in todo.items():
+        rec = store.recording(rec_id)
+        channel = int(rec.channel_used or 0)
+        try:
+            framing = framing_for(model.frontend, rec.sample_rate, rec.path) if same_frontend else None
+            done = {}
+            for r in regs:
+                frames, fr = span_frames(region_clip(r, path=rec.path, channel=channel, framing=framing),
+                                         model.frontend)
+                done[r.id] = embed_windows(model.encoder, span_windows(frames, fr))
+                bar.update(1)
+        except Exception as e:  # noqa: BLE001 - one unreadable recording must not stop the rest
+            log(f"skipped the regions of {rec.path}: {e}")
+            continue
+        store.put_sequences(version, done)
+        have.update(done)
+    bar.close()
+    return have
+
+
+def _run_frontend(store: Store, run_id: int) -> FrontEnd | None:
+    run = store.run(run_id)
+    fe = (run.settings or {}).get("frontend") if run else None
+    return FrontEnd.from_dict(fe) if fe else None
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _bar(progress: bool, total: int):
+    if not progress or total == 0:
+        return _NoBar()
+    from tqdm import tqdm
+    return tqdm(total=total, desc="embedding regions", unit="region")

@@ -1,0 +1,123 @@
+"""Regions -> stored embedding sequences -> clusterings and maps in the store; search by example."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from helpers import placeholder_model, tone_with_gaps
+from sonotype.batch import detect_many, model_version
+from sonotype.checkpoint import load_model
+from sonotype.discover import DiscoverConfig, discover
+from sonotype.dtw import dtw_distance
+from sonotype.embed import file_embeddings, file_scores
+from sonotype.errors import ConfigError, DataError
+from sonotype.regions import RegionRule
+from sonotype.search import SequenceIndex, similar_regions
+from sonotype.sequences import region_sequences
+from sonotype.store import open_store
+
+
+@pytest.fixture(scope="module")
+def detected(tmp_path_factory):
+    """A SQLite store with regions detected by the placeholder model in three synthetic files."""
+    d = tmp_path_factory.mktemp("disc")
+    model = placeholder_model(d / "placeholder.pt")
+    wavs = [tone_with_gaps(d / f"r{i}.wav", seconds=8, seed=i, calls=((1.0, 2.0), (3.0, 3.6), (5.0, 6.5)))
+            for i in range(3)]
+    m = load_model(model)
+    thr = float(np.median(file_scores(m, wavs[0], channel=0, sample_rate=48000)))
+    url = f"sqlite:///{d / 'r.db'}"
+    detect_many(wavs, model=model, db=url, rule=RegionRule(threshold=thr, merge_gap=0.05), progress=False,
+                log=lambda s: None)
+    return url, model, wavs
+
+
+def test_region_sequences_are_the_detectors_own_windows_and_are_stored_once(detected, monkeypatch):
+    url, model_path, _ = detected
+    m = load_model(model_path)
+    with open_store(url) as s:
+        run = s.regions()[0].run_id
+        seqs = region_sequences(s, run, m, log=lambda x: None)
+        rows = s.regions(run_id=run)
+        assert len(rows) >= 6 and sorted(seqs) == sorted(r.id for r in rows)
+        by_rec = {}
+        for r in rows:
+            rec = s.recording(r.recording_id)
+            if rec.path not in by_rec:
+                by_rec[rec.path] = file_embeddings(m.encoder, rec.path, m.frontend, channel=0, sample_rate=48000)
+            want = by_rec[rec.path][r.region.first_window:r.region.first_window + r.region.n_windows]
+            assert np.allclose(seqs[r.id], want, atol=1e-5)
+        assert sorted(s.sequences(model_version(m))) == sorted(seqs)
+        # stored: a second call computes nothing
+        import sonotype.sequences as sq
+        monkeypatch.setattr(sq, "embed_windows", lambda *a, **k: pytest.fail("re-ran the encoder"))
+        again = region_sequences(s, run, m)
+        assert all(np.array_equal(again[k], seqs[k]) for k in seqs)
+
+
+def test_discover_stores_clusterings_and_maps(detected):
+    url, model_path, _ = detected
+    m = load_model(model_path)
+    with open_store(url) as s:
+        run = s.regions()[0].run_id
+        cfg = DiscoverConfig(algorithms=("agglomerative", "kmeans", "hdbscan"), k=4, min_cluster_size=2,
+                             maps=("tsne", "umap"))
+        res = discover(s, run, m, config=cfg, log=lambda x: None)
+        n = len(res.region_ids)
+        assert res.dist.shape == (n, n)
+        names = {c["algorithm"] for c in s.clusterings(run)}
+        assert names == {"agglomerative", "kmeans", "hdbscan"}
+        for name, c in res.clusterings.items():
+            rows = s.cluster_assignments(run_id=run, algorithm=c.algorithm)
+            got = {r.region_id: r.cluster for r in rows}
+            assert got == dict(zip(res.region_ids.tolist(), c.labels.tolist()))
+            assert rows[0].params["encoder"] == model_version(m)
+        for method in ("tsne", "umap"):
+            pts = s.map_points(run_id=run, method=method)
+            assert sorted(pts) == sorted(res.region_ids.tolist())
+            assert np.allclose([pts[i] for i in res.region_ids.tolist()], res.maps[method])
+
+
+def test_graph_path_for_many_regions_gives_a_clustering(detected):
+    url, model_path, _ = detected
+    with open_store(url) as s:
+        run = s.regions()[0].run_id
+        cfg = DiscoverConfig(algorithms=("agglomerative",), max_full=2, knn=2, candidates=3, maps=("tsne",))
+        res = discover(s, run, load_model(model_path), config=cfg, log=lambda x: None)
+        assert res.dist is None and res.clusterings["agglomerative"].params["graph"] == "knn"
+        assert 1 <= res.clusterings["agglomerative"].n_clusters <= len(res.region_ids)
+
+
+def test_discover_refuses_unknown_runs_and_algorithms(detected):
+    url, model_path, _ = detected
+    with pytest.raises(ConfigError, match="spectral"):
+        DiscoverConfig(algorithms=("spectral",))
+    with open_store(url) as s, pytest.raises(DataError, match="no detection run 999"):
+        discover(s, 999, load_model(model_path))
+
+
+def test_search_by_example_reranks_by_exact_dtw(detected):
+    url, model_path, _ = detected
+    m = load_model(model_path)
+    with open_store(url) as s:
+        run = s.regions()[0].run_id
+        seqs = region_sequences(s, run, m)
+        q = sorted(seqs)[0]
+        got = similar_regions(s, q, k=3, n_candidates=1000)
+        brute = sorted(((rid, dtw_distance(seqs[q], v)) for rid, v in seqs.items() if rid != q),
+                       key=lambda t: (t[1], t[0]))[:3]
+        assert [g[0] for g in got] == [b[0] for b in brute]
+        assert np.allclose([g[1] for g in got], [b[1] for b in brute])
+        with pytest.raises(DataError, match="no stored embedding"):
+            similar_regions(s, 10 ** 9)
+
+
+def test_sequence_index_candidates_come_from_mean_embeddings():
+    rng = np.random.default_rng(0)
+    seqs = [rng.normal(size=(4, 8)) + 10 * (i % 2) for i in range(20)]
+    ix = SequenceIndex(np.arange(20) + 100, seqs)
+    hits = ix.similar(seqs[0], k=5, n_candidates=9, exclude=100)
+    assert len(hits) == 5 and all((rid - 100) % 2 == 0 for rid, _ in hits)
+    with pytest.raises(ConfigError):
+        ix.similar(seqs[0], k=0)
