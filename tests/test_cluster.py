@@ -5,8 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sonotype.cluster import (agglomerative, canonical_labels, graph_agglomerative, hdbscan, kmeans_sequences,
-                              percentile_threshold)
+from sonotype.cluster import (
+    agglomerative,
+    canonical_labels,
+    graph_agglomerative,
+    hdbscan,
+    kmeans_sequences,
+    percentile_threshold,
+)
 from sonotype.errors import ConfigError
 
 

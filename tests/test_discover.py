@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from helpers import placeholder_model, tone_with_gaps
+
 from sonotype.batch import detect_many, model_version
 from sonotype.checkpoint import load_model
 from sonotype.discover import DiscoverConfig, discover
@@ -68,7 +68,7 @@ def test_discover_stores_clusterings_and_maps(detected):
         assert res.dist.shape == (n, n)
         names = {c["algorithm"] for c in s.clusterings(run)}
         assert names == {"agglomerative", "kmeans", "hdbscan"}
-        for name, c in res.clusterings.items():
+        for c in res.clusterings.values():
             rows = s.cluster_assignments(run_id=run, algorithm=c.algorithm)
             got = {r.region_id: r.cluster for r in rows}
             assert got == dict(zip(res.region_ids.tolist(), c.labels.tolist()))
@@ -103,7 +103,7 @@ def test_search_by_example_reranks_by_exact_dtw(detected):
     with open_store(url) as s:
         run = s.regions()[0].run_id
         seqs = region_sequences(s, run, m)
-        q = sorted(seqs)[0]
+        q = min(seqs)
         got = similar_regions(s, q, k=3, n_candidates=1000)
         brute = sorted(((rid, dtw_distance(seqs[q], v)) for rid, v in seqs.items() if rid != q),
                        key=lambda t: (t[1], t[0]))[:3]

@@ -106,8 +106,8 @@ def loo_nn_accuracy(dist: np.ndarray, labels) -> tuple[float, int]:
 def agreement(labels, clusters, dist: np.ndarray | None = None) -> dict:
     """NMI, ARI, purity and cluster count (plus LOO 1-NN accuracy when ``dist`` is given)."""
     out = {"nmi": nmi(labels, clusters), "ari": ari(labels, clusters), "purity": purity(labels, clusters),
-           "n_clusters": int(len(set(np.asarray(clusters).tolist()) - {-1})),
-           "n_types": int(len(set(np.asarray(labels).astype(str).tolist())))}
+           "n_clusters": len(set(np.asarray(clusters).tolist()) - {-1}),
+           "n_types": len(set(np.asarray(labels).astype(str).tolist()))}
     if dist is not None:
         out["nn_accuracy"], out["nn_scored"] = loo_nn_accuracy(dist, labels)
     return out

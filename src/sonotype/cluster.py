@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 import numpy as np
 
@@ -34,7 +35,7 @@ class Clustering:
 
     @property
     def n_clusters(self) -> int:
-        return int(len(set(self.labels.tolist()) - {-1}))
+        return len(set(self.labels.tolist()) - {-1})
 
     def members(self) -> dict[int, np.ndarray]:
         """Cluster id -> indices of its members (unassigned items left out)."""
@@ -116,7 +117,7 @@ def graph_agglomerative(n: int, edges_i: np.ndarray, edges_j: np.ndarray, dists:
     key, first = np.unique(lo[keep] * n + hi[keep], return_index=True)  # each unordered pair once
     lo, hi, dd = key // n, key % n, dd[keep][first]
     # adj[a][b] is adj[b][a]: one shared [sum of distances, count] per pair of clusters
-    adj: list[dict[int, list[float]]] = [dict() for _ in range(n)]
+    adj: list[dict[int, list[float]]] = [{} for _ in range(n)]
     for a, b, w in zip(lo.tolist(), hi.tolist(), dd.tolist()):
         adj[a][b] = adj[b][a] = [w, 1]
     parent = list(range(n))
@@ -170,7 +171,7 @@ def kmeans_sequences(seqs: list[np.ndarray], *, k: int, seed: int = 0) -> tuple[
         raise ConfigError(f"k={k} with {x.shape[0]} windows; expected 1 <= k <= number of windows")
     win = KMeans(n_clusters=k, n_init=4, random_state=seed).fit_predict(x).astype(np.int64)
     bounds = np.cumsum([0] + lengths)
-    per_seq = np.array([np.bincount(win[a:b], minlength=k).argmax() for a, b in zip(bounds[:-1], bounds[1:])])
+    per_seq = np.array([np.bincount(win[a:b], minlength=k).argmax() for a, b in pairwise(bounds)])
     return Clustering("kmeans", {"k": int(k), "seed": int(seed), "on": "windows"},
                       canonical_labels(per_seq)), win
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -97,7 +97,7 @@ class ClusterEval:
 
     def to_dict(self) -> dict:
         return {"items": [c.name for c in self.sequences.clips], "labels": self.labels.tolist(),
-                "n_types": int(len(set(self.labels.tolist()))), "rows": self.table_rows()}
+                "n_types": len(set(self.labels.tolist())), "rows": self.table_rows()}
 
 
 def evaluate_representation(name: str, seqs: list[np.ndarray], labels: np.ndarray, *, band=None,
@@ -130,8 +130,9 @@ def cluster_eval(clips: Sequence[Clip], model: LoadedModel, *, band=None, percen
 
 def format_table(ev: ClusterEval) -> str:
     """A plain-text table of the scores, one line per (representation, clustering)."""
-    lines = [f"{len(ev.labels)} clips, {len(set(ev.labels.tolist()))} expert types; nearest-neighbour accuracy "
-             f"over the {next(iter(ev.results.values())).nn_scored} clips whose type occurs at least twice",
+    scored = next(iter(ev.results.values())).nn_scored
+    lines = [(f"{len(ev.labels)} clips, {len(set(ev.labels.tolist()))} expert types; nearest-neighbour accuracy "
+              f"over the {scored} clips whose type occurs at least twice"),
              f"{'representation':<19} {'NN acc':>6}  {'clustering':<34} {'NMI':>5} {'ARI':>6} {'purity':>6} {'k':>3}"]
     for r in ev.table_rows():
         lines.append(f"{r['representation']:<19} {r['nn_accuracy']:>6.3f}  {r['clustering']:<34} {r['nmi']:>5.3f} "

@@ -10,14 +10,21 @@ percentile of DTW distances over a seeded sample of random pairs; maps from mean
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Callable
 
 import numpy as np
 
 from .batch import model_version
 from .checkpoint import LoadedModel
-from .cluster import Clustering, agglomerative, graph_agglomerative, hdbscan, kmeans_sequences, percentile_threshold
+from .cluster import (
+    Clustering,
+    agglomerative,
+    graph_agglomerative,
+    hdbscan,
+    kmeans_sequences,
+    percentile_threshold,
+)
 from .dtw import dtw_distance, dtw_matrix, knn_graph
 from .errors import ConfigError, DataError
 from .maps import METHODS, embedding_map
@@ -105,7 +112,7 @@ def discover(store: Store, run_id: int, model: LoadedModel, *, config: DiscoverC
     if "kmeans" in config.algorithms:
         total = sum(s.shape[0] for s in seqs)
         clusterings["kmeans"] = kmeans_sequences(seqs, k=min(config.k, total), seed=config.seed)[0]
-    for name, c in clusterings.items():
+    for c in clusterings.values():
         store.add_cluster_assignments(run_id, c.algorithm, store_params(c, version, config),
                                       dict(zip(ids.tolist(), c.labels.tolist())))
         log(f"{c.algorithm}: {c.n_clusters} clusters over {n} regions")

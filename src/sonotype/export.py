@@ -8,9 +8,9 @@ exports work the same from the database or straight from a detection run.
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -56,8 +56,7 @@ def audacity_labels(records: Sequence[RegionRecord], path: str | Path) -> Path:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     with open(p, "w", encoding="utf-8") as f:
-        for r in records:
-            f.write(f"{r.region.start_s:.6f}\t{r.region.stop_s:.6f}\t{_clean(r.label)}\n")
+        f.writelines(f"{r.region.start_s:.6f}\t{r.region.stop_s:.6f}\t{_clean(r.label)}\n" for r in records)
     return p
 
 
@@ -111,13 +110,13 @@ def join_spans(spans: Sequence[AudioSpan], path: str | Path, *, gap_s: float = 0
     """
     if not spans:
         raise ConfigError(f"{path}: no regions to join")
-    rate = int(round(audio_info(spans[0].path).sample_rate))
-    silence = np.zeros(int(round(gap_s * rate)), np.float32)
+    rate = round(audio_info(spans[0].path).sample_rate)
+    silence = np.zeros(round(gap_s * rate), np.float32)
     with AudioWriter(path, sample_rate=rate, subtype=subtype) as out:
         for k, sp in enumerate(spans):
             if k and silence.size:
                 out.write(silence)
-            src = int(round(audio_info(sp.path).sample_rate))
+            src = round(audio_info(sp.path).sample_rate)
             if src == rate:
                 for block in iter_blocks(sp.path, channel=sp.channel, start=sp.start, stop=sp.stop):
                     out.write(block.samples)

@@ -13,9 +13,9 @@ galleries.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -24,7 +24,14 @@ from .batch import model_version
 from .checkpoint import LoadedModel
 from .embed import embed_windows
 from .errors import ConfigError
-from .features import Framing, FrontEnd, framing_for, frames_to_windows, normalise, spectrogram
+from .features import (
+    Framing,
+    FrontEnd,
+    frames_to_windows,
+    framing_for,
+    normalise,
+    spectrogram,
+)
 from .io import audio_info, read_audio
 from .model import Encoder, EncoderConfig
 from .store import RegionRow, Store
@@ -107,7 +114,7 @@ def clip_sequences(clips: Sequence[Clip], model: LoadedModel, *, untrained_seed:
     for clip in clips:
         try:
             frames, framing = span_frames(clip, model.frontend)
-        except Exception as e:  # noqa: BLE001 - reported per clip, the rest go on
+        except Exception as e:
             if on_error is None:
                 raise
             on_error(clip, e)
