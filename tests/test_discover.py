@@ -14,7 +14,7 @@ from sonotype.embed import file_embeddings, file_scores
 from sonotype.errors import ConfigError, DataError
 from sonotype.regions import RegionRule
 from sonotype.search import SequenceIndex, similar_regions
-from sonotype.sequences import region_sequences
+from sonotype.sequences import region_sequences, scale_sequences
 from sonotype.store import open_store
 
 
@@ -105,12 +105,27 @@ def test_search_by_example_reranks_by_exact_dtw(detected):
         seqs = region_sequences(s, run, m)
         q = min(seqs)
         got = similar_regions(s, q, k=3, n_candidates=1000)
-        brute = sorted(((rid, dtw_distance(seqs[q], v)) for rid, v in seqs.items() if rid != q),
+        ids = sorted(seqs)
+        scaled = dict(zip(ids, scale_sequences([seqs[i] for i in ids])))
+        brute = sorted(((rid, dtw_distance(scaled[q], v)) for rid, v in scaled.items() if rid != q),
                        key=lambda t: (t[1], t[0]))[:3]
         assert [g[0] for g in got] == [b[0] for b in brute]
         assert np.allclose([g[1] for g in got], [b[1] for b in brute])
         with pytest.raises(DataError, match="no stored embedding"):
             similar_regions(s, 10 ** 9)
+
+
+def test_scalings():
+    rng = np.random.default_rng(2)
+    seqs = [rng.normal(size=(int(rng.integers(1, 6)), 5)) * [1, 10, 100, 1, 1] + 3 for _ in range(6)]
+    z = np.concatenate(scale_sequences(seqs, mode="zscore"))
+    assert np.allclose(z.mean(0), 0, atol=1e-5) and np.allclose(z.std(0), 1, atol=1e-3)
+    zl2 = scale_sequences(seqs)
+    assert [a.shape for a in zl2] == [a.shape for a in seqs]
+    assert np.allclose(np.linalg.norm(np.concatenate(zl2), axis=1), 1, atol=1e-4)
+    assert np.array_equal(scale_sequences(seqs, mode="none")[0], seqs[0].astype(np.float32))
+    with pytest.raises(ConfigError, match="scaling"):
+        scale_sequences(seqs, mode="pca")
 
 
 def test_sequence_index_candidates_come_from_mean_embeddings():

@@ -6,12 +6,13 @@ a short account of what it did.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from .checkpoint import load_model
 from .dataset import LabelRule, load_items
-from .detector import DetectorConfig, train_detector as _train_detector
+from .detector import DetectorConfig
+from .detector import train_detector as _train_detector
 from .errors import ConfigError
 from .evaluate import evaluate_detector, format_report, save_json
 from .features import PRESETS, FrontEnd, with_overrides
@@ -112,17 +113,23 @@ def detect(paths: Sequence[str | Path], *, model: str | Path, db: str, threshold
                        metadata_table=metadata_table, batch=batch, progress=progress, log=log)
 
 
-def _run_records(store, run: int | None):
-    """(run id, recordings by id, RegionRecords) of a run (default: the latest run with results)."""
-    from .export import RegionRecord
+def latest_run(store, run: int | None) -> int:
+    """``run`` if it exists, else (None) the latest detection run with finished results."""
     if run is None:
         done = store.processed(status="done")
         if not done:
             raise ConfigError(f"{store}: no finished detection run; run `sonotype detect` first")
         run = max(p.run_id for p in done)
-    r = store.run(run)
-    if r is None:
+    if store.run(run) is None:
         raise ConfigError(f"run {run} does not exist in {store}")
+    return run
+
+
+def _run_records(store, run: int | None):
+    """(run id, recordings by id, RegionRecords) of a run (default: the latest run with results)."""
+    from .export import RegionRecord
+    run = latest_run(store, run)
+    r = store.run(run)
     fe = r.settings.get("frontend", {})
     recs = {p.recording_id: store.recording(p.recording_id) for p in store.processed(run_id=run, status="done")}
     records = [RegionRecord(recs[g.recording_id].path, g.region, g.id, low_hz=fe.get("fmin"),
@@ -182,3 +189,90 @@ def evaluate_events(*, db: str, annotations: str | Path, run: int | None = None,
     if json_out:
         save_json(result, json_out)
     return result
+
+
+# ---------------------------------------------------------------------------- sound-type discovery
+
+
+def run_model(store, run: int, model: str | Path | None = None):
+    """The model to embed a run's regions with: ``model`` if given, else the one that detected them."""
+    if model is None:
+        row = store.model(store.run(run).model_id)
+        if not row or not row.path or not Path(row.path).is_file():
+            raise ConfigError(f"run {run}: its model file {row.path if row else None!r} is not available; "
+                              "pass --model with an encoder or detector checkpoint")
+        model = row.path
+    return load_model(model)
+
+
+def cluster(*, db: str, run: int | None = None, model: str | Path | None = None, config=None,
+            progress: bool = True, log: Callable[[str], None] = print):
+    """Cluster and map a detection run's regions (see :mod:`sonotype.discover`); results go to ``db``."""
+    from .discover import DiscoverConfig, discover
+    from .store import open_store
+    with open_store(db) as store:
+        run = latest_run(store, run)
+        m = run_model(store, run, model)
+        res = discover(store, run, m, config=config or DiscoverConfig(), progress=progress, log=log)
+    log(f"run {run}: {len(res.region_ids)} regions clustered with encoder {res.model_version}; "
+        f"{', '.join(f'{k}: {c.n_clusters} clusters' for k, c in res.clusterings.items())}; "
+        f"maps: {', '.join(res.maps) or 'none'}")
+    return res
+
+
+def cluster_eval(paths: Sequence[str | Path], *, model: str | Path, labels_csv: str | Path | None = None,
+                 pattern: str | None = None, channel: int = 0, band=None, percentile: float = 45.0,
+                 scaling: str = "zscore-l2", json_out: str | Path | None = None, progress: bool = False,
+                 log: Callable[[str], None] = print):
+    """Agreement of trained-encoder DTW clusters with expert labels, against the two baselines."""
+    from .clustereval import DEFAULT_LABEL_PATTERN, format_table, labelled_clips
+    from .clustereval import cluster_eval as _eval
+    clips = labelled_clips(paths, pattern=pattern or DEFAULT_LABEL_PATTERN, labels_csv=labels_csv, channel=channel,
+                           log=log)
+    ev = _eval(clips, load_model(model), band=band, percentile=percentile, scaling=scaling, progress=progress,
+               log=log)
+    log(format_table(ev))
+    if json_out:
+        log(f"full result: {save_json({'model': str(model), **ev.to_dict()}, json_out)}")
+    return ev
+
+
+def search(*, db: str, region: int, k: int = 10, log: Callable[[str], None] = print) -> list[tuple[int, float]]:
+    """The ``k`` stored regions most similar to ``region`` (needs `sonotype cluster` on its run first)."""
+    from .search import similar_regions
+    from .store import open_store
+    with open_store(db) as store:
+        hits = similar_regions(store, region, k=k)
+        rows = {r.id: r for r in store.regions()}
+        paths = {}
+        for rid, dist in hits:
+            g = rows[rid]
+            rec = paths.setdefault(g.recording_id, store.recording(g.recording_id).path)
+            log(f"region {rid:>6}  DTW {dist:8.4f}  {rec}  {g.region.start_s:9.2f}-{g.region.stop_s:9.2f} s")
+    return hits
+
+
+def report(*, model: str | Path, out: str | Path = "reports", db: str | None = None, run: int | None = None,
+           evaluation_json: str | Path | None = None, catalog: Sequence[str | Path] | None = None,
+           pattern: str | None = None, labels_csv: str | Path | None = None, options=None,
+           log: Callable[[str], None] = print) -> Path:
+    """A model version's folder under ``out``: weights, config, figures and README.md + report.html.
+
+    ``evaluation_json``: a result of `sonotype evaluate --json` (confusion matrix, PR curve);
+    ``catalog``: labelled clips to run cluster-eval on (agreement table, catalog map and galleries);
+    ``db``: a detection run's stored clusters and maps (galleries, cluster WAVs, recording overviews).
+    """
+    import json
+
+    from .report.build import ReportOptions, build_model_report
+    from .store import open_store
+    m = load_model(model)
+    evaluation = json.loads(Path(evaluation_json).read_text(encoding="utf-8")) if evaluation_json else None
+    ev = (cluster_eval(catalog, model=model, pattern=pattern, labels_csv=labels_csv, log=log)
+          if catalog else None)
+    opts = options or ReportOptions()
+    if db is None:
+        return build_model_report(m, out, evaluation=evaluation, catalog=ev, options=opts, log=log)
+    with open_store(db) as store:
+        return build_model_report(m, out, evaluation=evaluation, catalog=ev, store=store,
+                                  run_id=latest_run(store, run), options=opts, log=log)

@@ -36,6 +36,14 @@ def _data_args(p: argparse.ArgumentParser, *, labels: bool) -> None:
                        help="share of an event (or window) a window must cover to count as vocal")
 
 
+def _cluster_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--percentile", type=float, default=45.0,
+                   help="agglomerative cut: this percentile of all pair distances (the original used 40-50)")
+    p.add_argument("--band", type=float, help="DTW band: a fraction of the longer sequence (default (n+m)/4)")
+    p.add_argument("--scaling", default="zscore-l2", choices=["none", "zscore", "zscore-l2"],
+                   help="embedding scaling before DTW")
+
+
 def _channel(v):
     return None if v in (None, "auto") else int(v)
 
@@ -95,6 +103,36 @@ def _meta(v: str) -> tuple[str, str]:
     return k.strip(), val.strip()
 
 
+def cmd_cluster(a) -> int:
+    from .api import cluster
+    from .discover import DiscoverConfig
+    cfg = DiscoverConfig(algorithms=tuple(a.algorithms), percentile=a.percentile, n_clusters=a.n_clusters, k=a.k,
+                         min_cluster_size=a.min_cluster_size, band=a.band, scaling=a.scaling, maps=tuple(a.maps),
+                         max_full=a.max_full, seed=a.seed)
+    cluster(db=a.db, run=a.run, model=a.model, config=cfg, progress=not a.quiet)
+    return 0
+
+
+def cmd_cluster_eval(a) -> int:
+    from .api import cluster_eval
+    cluster_eval(a.paths, model=a.model, labels_csv=a.labels, pattern=a.pattern, channel=int(a.channel),
+                 band=a.band, percentile=a.percentile, scaling=a.scaling, json_out=a.json, progress=not a.quiet)
+    return 0
+
+
+def cmd_search(a) -> int:
+    from .api import search
+    search(db=a.db, region=a.region, k=a.k)
+    return 0
+
+
+def cmd_report(a) -> int:
+    from .api import report
+    report(model=a.model, out=a.out, db=a.db, run=a.run, evaluation_json=a.evaluation, catalog=a.catalog,
+           pattern=a.pattern, labels_csv=a.labels)
+    return 0
+
+
 def cmd_demo(a) -> int:
     from .demo import run_demo
     run_demo(a.out, seed=a.seed, quick=a.quick, progress=not a.quiet)
@@ -104,6 +142,18 @@ def cmd_demo(a) -> int:
 def cmd_info(a) -> int:
     from .api import info
     info(a.paths)
+    return 0
+
+
+def cmd_serve(a) -> int:
+    from .web import serve
+    serve(a.db, host=a.host, port=a.port, edit_token=a.edit_token, audio_root=a.audio_root)
+    return 0
+
+
+def cmd_export_labels(a) -> int:
+    from .curation import export_labels
+    export_labels(db=a.db, out=a.out, run_id=a.run_id, only_reviewed=a.only_reviewed)
     return 0
 
 
@@ -192,12 +242,75 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="write the result here")
     p.set_defaults(func=cmd_evaluate_events)
 
+    p = sub.add_parser("cluster", help="sound types: cluster and map a detection run's regions (DTW), into the database")
+    p.add_argument("--db", default="sqlite:///sonotype.db")
+    p.add_argument("--run", type=int, help="detection run id (default: the latest)")
+    p.add_argument("--model", help="encoder or detector checkpoint to embed with (default: the run's own model)")
+    p.add_argument("--algorithm", action="append", dest="algorithms", choices=["agglomerative", "kmeans", "hdbscan"],
+                   help="repeatable (default: agglomerative and kmeans)")
+    _cluster_args(p)
+    p.add_argument("--n-clusters", type=int, dest="n_clusters", help="agglomerative: cut at this many clusters")
+    p.add_argument("--k", type=int, default=24, help="k-means clusters (on window embeddings)")
+    p.add_argument("--min-cluster-size", type=int, default=5, dest="min_cluster_size", help="HDBSCAN")
+    p.add_argument("--map", action="append", dest="maps", choices=["tsne", "umap"], help="repeatable (default: both)")
+    p.add_argument("--max-full", type=int, default=3000, dest="max_full",
+                   help="above this many regions use a kNN DTW graph instead of all pairs")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_cluster, algorithms=None, maps=None)
+
+    p = sub.add_parser("cluster-eval", help="agreement of DTW clusters with expert labels, vs two baselines")
+    p.add_argument("paths", nargs="+", help="labelled clips (files, folders, globs, @list)")
+    p.add_argument("--model", required=True, help="encoder or detector checkpoint")
+    p.add_argument("--labels", help="CSV filename,label (default: the label is --pattern matched in the file name)")
+    p.add_argument("--pattern", help="regular expression of the label in file names (default: S\\d+, Ford's call types)")
+    p.add_argument("--channel", default=0)
+    _cluster_args(p)
+    p.add_argument("--json", help="write the result here")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_cluster_eval)
+
+    p = sub.add_parser("search", help="regions most similar to a region (vector index + DTW re-rank)")
+    p.add_argument("region", type=int, help="region id")
+    p.add_argument("--db", default="sqlite:///sonotype.db")
+    p.add_argument("--k", type=int, default=10)
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("report", help="a model version's folder: weights, config, figures, README.md + report.html")
+    p.add_argument("--model", required=True, help="encoder or detector checkpoint")
+    p.add_argument("--out", default="reports", help="parent folder; the report goes to <out>/<model version>/")
+    p.add_argument("--db", help="database with a detection run (maps, cluster galleries and WAVs, overviews)")
+    p.add_argument("--run", type=int, help="detection run id (default: the latest)")
+    p.add_argument("--evaluation", help="JSON from `sonotype evaluate --json` (confusion matrix, PR curve)")
+    p.add_argument("--catalog", nargs="+", help="labelled clips: adds cluster-eval agreement, catalog map, galleries")
+    p.add_argument("--pattern", help="label pattern in catalog file names (default S\\d+)")
+    p.add_argument("--labels", help="CSV filename,label for the catalog")
+    p.set_defaults(func=cmd_report)
+
     p = sub.add_parser("demo", help="synthetic corpus -> encoder -> detector -> evaluation, end to end")
     p.add_argument("--out", default="sonotype-demo", help="output folder")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="smallest settings (for tests)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("serve", help="web browser over a database: recordings, regions, sound types, curation")
+    p.add_argument("--db", default="sqlite:///sonotype.db", help="database URL (sqlite:///file.db or postgresql://...)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--edit-token", dest="edit_token",
+                   help="allow edits by requests carrying this token (default: $SONOTYPE_EDIT_TOKEN; none: read-only)")
+    p.add_argument("--audio-root", dest="audio_root",
+                   help="folder that relative recording paths in the database start from (default: here)")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("export-labels", help="curated region labels as an annotation CSV for train-detector")
+    p.add_argument("--db", default="sqlite:///sonotype.db")
+    p.add_argument("--out", required=True, help="CSV to write (filename,start,end,label + provenance columns)")
+    p.add_argument("--run-id", type=int, dest="run_id", help="detection run id (default: the latest)")
+    p.add_argument("--only-reviewed", action="store_true", dest="only_reviewed",
+                   help="leave out recordings with regions nobody labelled (default: they count as vocalisations)")
+    p.set_defaults(func=cmd_export_labels)
 
     p = sub.add_parser("info", help="what sonotype reads from audio files (rate, channels, length, channel used)")
     p.add_argument("paths", nargs="+")

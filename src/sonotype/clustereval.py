@@ -28,7 +28,7 @@ from .cluster import Clustering, agglomerative, hdbscan
 from .dataset import find_audio
 from .dtw import dtw_matrix
 from .errors import DataError
-from .sequences import Clip, ClipSequences, clip_sequences
+from .sequences import Clip, ClipSequences, clip_sequences, scale_sequences
 
 #: Ford's catalogue naming in the Orcasound files: the S-number is the call type (-a/-b, -R/-RJ are variants)
 DEFAULT_LABEL_PATTERN = r"S\d+"
@@ -86,6 +86,7 @@ class ClusterEval:
     labels: np.ndarray
     sequences: ClipSequences = field(repr=False)
     results: dict[str, RepresentationResult]
+    scaling: str = "none"
 
     def table_rows(self) -> list[dict]:
         rows = []
@@ -96,7 +97,7 @@ class ClusterEval:
         return rows
 
     def to_dict(self) -> dict:
-        return {"items": [c.name for c in self.sequences.clips], "labels": self.labels.tolist(),
+        return {"items": [c.name for c in self.sequences.clips], "labels": self.labels.tolist(), "scaling": self.scaling,
                 "n_types": len(set(self.labels.tolist())), "rows": self.table_rows()}
 
 
@@ -117,22 +118,25 @@ def evaluate_representation(name: str, seqs: list[np.ndarray], labels: np.ndarra
 
 
 def cluster_eval(clips: Sequence[Clip], model: LoadedModel, *, band=None, percentile: float = 45.0,
-                 seed: int = 0, progress: bool = False, log: Callable[[str], None] = print) -> ClusterEval:
-    """Embed ``clips`` three ways (see the module doc) and score each against the clips' labels."""
+                 scaling: str = "zscore-l2", seed: int = 0, progress: bool = False,
+                 log: Callable[[str], None] = print) -> ClusterEval:
+    """Embed ``clips`` three ways (see the module doc), scale each set alike (``scaling``, see
+    :func:`sonotype.sequences.scale_sequences`) and score each against the clips' labels."""
     seqs = clip_sequences(clips, model, untrained_seed=seed,
                           on_error=lambda c, e: log(f"skipped {c.path}: {e}"))
     labels = np.array([c.label for c in seqs.clips]).astype(str)
     reps = {"trained encoder": seqs.encoder, "untrained encoder": seqs.untrained, "raw spectrogram": seqs.frames}
-    results = {name: evaluate_representation(name, s, labels, band=band, percentile=percentile, progress=progress)
+    results = {name: evaluate_representation(name, scale_sequences(s, mode=scaling), labels, band=band,
+                                             percentile=percentile, progress=progress)
                for name, s in reps.items()}
-    return ClusterEval(labels, seqs, results)
+    return ClusterEval(labels, seqs, results, scaling)
 
 
 def format_table(ev: ClusterEval) -> str:
     """A plain-text table of the scores, one line per (representation, clustering)."""
     scored = next(iter(ev.results.values())).nn_scored
     lines = [(f"{len(ev.labels)} clips, {len(set(ev.labels.tolist()))} expert types; nearest-neighbour accuracy "
-              f"over the {scored} clips whose type occurs at least twice"),
+              f"over the {scored} clips whose type occurs at least twice; sequences scaled: {ev.scaling}"),
              f"{'representation':<19} {'NN acc':>6}  {'clustering':<34} {'NMI':>5} {'ARI':>6} {'purity':>6} {'k':>3}"]
     for r in ev.table_rows():
         lines.append(f"{r['representation']:<19} {r['nn_accuracy']:>6.3f}  {r['clustering']:<34} {r['nmi']:>5.3f} "

@@ -29,7 +29,7 @@ from .dtw import dtw_distance, dtw_matrix, knn_graph
 from .errors import ConfigError, DataError
 from .maps import METHODS, embedding_map
 from .search import mean_embeddings
-from .sequences import region_sequences
+from .sequences import SCALINGS, region_sequences, scale_sequences
 from .store import Store
 
 ALGORITHMS = ("agglomerative", "kmeans", "hdbscan")
@@ -46,6 +46,7 @@ class DiscoverConfig:
     k: int = 24                         # k-means clusters (clipped to the number of windows)
     min_cluster_size: int = 5           # HDBSCAN
     band: float | int | None = None     # DTW Sakoe-Chiba band (None: (n + m) / 4)
+    scaling: str = "zscore-l2"          # embedding scaling before DTW (sequences.scale_sequences)
     max_full: int = 3000                # above this many regions: kNN graph instead of all pairs
     knn: int = 10
     candidates: int = 50
@@ -57,6 +58,8 @@ class DiscoverConfig:
         bad = [a for a in self.algorithms if a not in ALGORITHMS]
         if bad or not self.algorithms:
             raise ConfigError(f"unknown clustering algorithm(s) {bad}; expected some of {ALGORITHMS}")
+        if self.scaling not in SCALINGS:
+            raise ConfigError(f"unknown scaling {self.scaling!r}; expected one of {SCALINGS}")
         bad = [m for m in self.maps if m not in METHODS]
         if bad:
             raise ConfigError(f"unknown map method(s) {bad}; expected some of {METHODS}")
@@ -80,7 +83,7 @@ class Discovery:
 
 def store_params(clustering: Clustering, version: str, config: DiscoverConfig) -> dict:
     """The parameters a clustering is stored under: its own plus the encoder and DTW band."""
-    return {**clustering.params, "encoder": version, "band": config.band}
+    return {**clustering.params, "encoder": version, "band": config.band, "scaling": config.scaling}
 
 
 def discover(store: Store, run_id: int, model: LoadedModel, *, config: DiscoverConfig = DiscoverConfig(),
@@ -93,7 +96,7 @@ def discover(store: Store, run_id: int, model: LoadedModel, *, config: DiscoverC
     ids = np.array(sorted(seqs_by_id), np.int64)
     if ids.size < 3:
         raise DataError(f"run {run_id} has {ids.size} region(s) with sequences; clustering needs at least 3")
-    seqs = [seqs_by_id[int(i)] for i in ids]
+    seqs = scale_sequences([seqs_by_id[int(i)] for i in ids], mode=config.scaling)
     n = len(seqs)
     clusterings: dict[str, Clustering] = {}
     dist = None

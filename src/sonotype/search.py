@@ -14,6 +14,7 @@ import numpy as np
 
 from .dtw import dtw_distance
 from .errors import ConfigError, DataError
+from .sequences import scale_sequences
 from .store import Store
 
 HNSW_ABOVE = 20_000
@@ -68,9 +69,10 @@ class SequenceIndex:
 
 
 def similar_regions(store: Store, region_id: int, *, k: int = 10, model_version: str | None = None,
-                    n_candidates: int | None = None) -> list[tuple[int, float]]:
+                    n_candidates: int | None = None, scaling: str = "zscore-l2") -> list[tuple[int, float]]:
     """Regions most similar to ``region_id`` among those with stored sequences of the same encoder
-    (``model_version``, default: the most recent one the region has). Returns ``(region id, DTW distance)``."""
+    (``model_version``, default: the most recent one the region has), scaled as the clustering does.
+    Returns ``(region id, DTW distance)``, nearest first."""
     versions = store.sequence_versions(region_id)
     if not versions:
         raise DataError(f"region {region_id} has no stored embedding sequence; run `sonotype cluster` on its run first")
@@ -79,5 +81,7 @@ def similar_regions(store: Store, region_id: int, *, k: int = 10, model_version:
     if region_id not in seqs:
         raise DataError(f"region {region_id} has no sequence under encoder {version!r}; stored: {versions}")
     ids = np.array(sorted(seqs), np.int64)
-    index = SequenceIndex(ids, [seqs[int(i)] for i in ids])
-    return index.similar(seqs[region_id], k=k, n_candidates=n_candidates, exclude=region_id)
+    scaled = scale_sequences([seqs[int(i)] for i in ids], mode=scaling)
+    index = SequenceIndex(ids, scaled)
+    return index.similar(scaled[int(np.searchsorted(ids, region_id))], k=k, n_candidates=n_candidates,
+                         exclude=region_id)

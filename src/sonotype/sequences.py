@@ -211,3 +211,55 @@ def _bar(progress: bool, total: int):
         return _NoBar()
     from tqdm import tqdm
     return tqdm(total=total, desc="embedding regions", unit="region")
+
+
+#: how embedding sequences are scaled before DTW (the same for every representation compared)
+SCALINGS = ("none", "zscore", "zscore-l2")
+
+
+def scale_sequences(seqs: Sequence[np.ndarray], *, mode: str = "zscore-l2") -> list[np.ndarray]:
+    """Scale a set of sequences ``(n_i, D)`` as one corpus before DTW.
+
+    ``zscore``: every dimension to zero mean and unit variance over all windows of the set (no
+    dimension dominates the Euclidean local cost by its range alone); ``zscore-l2``: then each
+    window to unit length, so the local cost depends on the direction of the embedding only.
+    Statistics come from the sequences themselves (no labels). Returns float32 copies.
+    """
+    if mode not in SCALINGS:
+        raise ConfigError(f"unknown scaling {mode!r}; expected one of {SCALINGS}")
+    out = [np.asarray(s, np.float32) for s in seqs]
+    if mode == "none" or not out:
+        return [s.copy() for s in out]
+    x = np.concatenate(out)
+    mu, sd = x.mean(axis=0), x.std(axis=0) + 1e-6
+    out = [(s - mu) / sd for s in out]
+    if mode == "zscore-l2":
+        out = [s / (np.linalg.norm(s, axis=1, keepdims=True) + 1e-6) for s in out]
+    return [s.astype(np.float32) for s in out]
+
+
+def overview_spectrogram(path: str, frontend: FrontEnd, *, channel: int = 0, max_columns: int = 4000
+                         ) -> tuple[np.ndarray, float, np.ndarray]:
+    """A whole recording's band spectrogram, streamed and max-pooled in time to at most ``max_columns``
+    columns (hours of audio in bounded memory).
+
+    Returns ``(spec (C, B) float32 dB, seconds per column, band centre frequencies (B,) Hz)``.
+    """
+    from .features import iter_frames
+    info = audio_info(path)
+    framing = framing_for(frontend, info.sample_rate, path)
+    total = framing.n_frames(info.frames)
+    if total < 1:
+        raise ConfigError(f"{path}: shorter than one STFT frame ({framing.n_fft} samples)")
+    pool = max(1, -(-total // max_columns))
+    cols, carry = [], np.zeros((0, framing.n_bins), np.float32)
+    for _, frames in iter_frames(path, frontend, channel=channel, sample_rate=info.sample_rate):
+        buf = np.concatenate([carry, frames]) if carry.size else frames
+        whole = buf.shape[0] // pool * pool
+        if whole:
+            cols.append(buf[:whole].reshape(-1, pool, buf.shape[1]).max(axis=1))
+        carry = buf[whole:]
+    if carry.shape[0]:
+        cols.append(carry.max(axis=0, keepdims=True))
+    freqs = np.linspace(framing.fmin, framing.fmax, framing.n_bins)
+    return np.concatenate(cols).astype(np.float32), pool * framing.hop / info.sample_rate, freqs
