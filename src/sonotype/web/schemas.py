@@ -1,0 +1,181 @@
+"""JSON shapes of the HTTP API (pydantic models: they validate requests and document the API in
+OpenAPI at ``/openapi.json``). Times are seconds from the start of the recording; samples count
+per channel at the recording's own rate."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .context import Limits
+
+_L = Limits()
+Author = Field(None, max_length=_L.name, description="who makes the change (free text, stored with it)")
+
+
+class Info(BaseModel):
+    version: str
+    database: str
+    editing: bool = Field(description="whether this server accepts edits (started with an edit token)")
+    limits: dict[str, float]
+
+
+class Run(BaseModel):
+    id: int
+    model_id: int
+    created_at: str
+    settings: dict[str, Any]
+
+
+class Recording(BaseModel):
+    id: int
+    path: str
+    name: str = Field(description="file name without folders")
+    sample_rate: float
+    channels: int
+    channel_used: int | None
+    frames: int
+    duration_s: float
+    format: str | None
+    encounter: str | None
+    site: str | None
+    date: str | None
+    metadata: dict[str, Any]
+    latest_run_id: int | None = None
+    n_regions: int | None = Field(None, description="regions of the latest run")
+
+
+class Region(BaseModel):
+    id: int
+    recording_id: int
+    run_id: int
+    start_s: float
+    stop_s: float
+    start_sample: int
+    stop_sample: int
+    sample_rate: float
+    peak_score: float
+    mean_score: float
+    first_window: int
+    n_windows: int
+    label: Literal["vocalisation", "noise"] | None = None
+    note: str | None = None
+    labelled_by: str | None = None
+    labelled_at: str | None = None
+
+
+class RegionDetail(Region):
+    recording: Recording
+    clusters: list[dict[str, Any]] = Field(description="this region's cluster in every stored clustering")
+
+
+class RecordingRegions(BaseModel):
+    recording_id: int
+    run_id: int | None
+    band_hz: tuple[float, float] | None = Field(description="frequency band the detector looked at")
+    regions: list[Region]
+
+
+class Clustering(BaseModel):
+    id: str = Field(description="opaque id of (run_id, algorithm, params) used in URLs")
+    run_id: int
+    algorithm: str
+    params: dict[str, Any]
+    n_regions: int
+    n_clusters: int
+    created_at: str | None
+
+
+class Cluster(BaseModel):
+    cluster: int
+    name: str | None
+    note: str | None
+    size: int
+    members: list[Region] = Field(description="the first members (see limit/offset)")
+
+
+class ClusteringDetail(Clustering):
+    clusters: list[Cluster]
+
+
+class MapPoint(BaseModel):
+    region_id: int
+    x: float
+    y: float
+    recording_id: int
+    start_s: float
+    stop_s: float
+    cluster: int | None = None
+
+
+class RegionMap(BaseModel):
+    run_id: int
+    method: str
+    points: list[MapPoint]
+
+
+class SimilarHit(BaseModel):
+    distance: float
+    region: Region
+
+
+class Similar(BaseModel):
+    query: Region
+    hits: list[SimilarHit]
+
+
+class Edit(BaseModel):
+    id: int
+    target: str
+    target_id: int | None
+    field: str
+    old_value: Any
+    new_value: Any
+    author: str | None
+    at: str
+    note: str | None
+
+
+# ---------------------------------------------------------------------------- request bodies
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LabelIn(_In):
+    label: Literal["vocalisation", "noise"] | None = Field(description="null withdraws the label")
+    author: str | None = Author
+
+
+class NoteIn(_In):
+    note: str | None = Field(max_length=_L.text, description="free text; null clears it")
+    author: str | None = Author
+
+
+class NameIn(_In):
+    name: str | None = Field(max_length=_L.name, description="null clears the name")
+    author: str | None = Author
+
+
+class MergeIn(_In):
+    into: int = Field(description="the cluster that stays")
+    other: int = Field(description="the cluster whose regions move into `into`")
+    author: str | None = Author
+    note: str | None = Field(None, max_length=_L.text)
+
+
+class SplitIn(_In):
+    region_ids: list[int] = Field(min_length=1, max_length=_L.split, description="members moved to a new cluster")
+    author: str | None = Author
+    note: str | None = Field(None, max_length=_L.text)
+
+
+class SplitOut(BaseModel):
+    new_cluster: int
+    moved: int
+
+
+class MergeOut(BaseModel):
+    into: int
+    moved: int
