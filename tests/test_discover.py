@@ -14,7 +14,7 @@ from sonotype.embed import file_embeddings, file_scores
 from sonotype.errors import ConfigError, DataError
 from sonotype.regions import RegionRule
 from sonotype.search import SequenceIndex, similar_regions
-from sonotype.sequences import region_sequences, scale_sequences
+from sonotype.sequences import region_sequences, scale_sequences, sequence_key
 from sonotype.store import open_store
 
 
@@ -38,7 +38,7 @@ def test_region_sequences_are_the_detectors_own_windows_and_are_stored_once(dete
     m = load_model(model_path)
     with open_store(url) as s:
         run = s.regions()[0].run_id
-        seqs = region_sequences(s, run, m, log=lambda x: None)
+        seqs = region_sequences(s, run, m, stride=None, log=lambda x: None)
         rows = s.regions(run_id=run)
         assert len(rows) >= 6 and sorted(seqs) == sorted(r.id for r in rows)
         by_rec = {}
@@ -48,11 +48,11 @@ def test_region_sequences_are_the_detectors_own_windows_and_are_stored_once(dete
                 by_rec[rec.path] = file_embeddings(m.encoder, rec.path, m.frontend, channel=0, sample_rate=48000)
             want = by_rec[rec.path][r.region.first_window:r.region.first_window + r.region.n_windows]
             assert np.allclose(seqs[r.id], want, atol=1e-5)
-        assert sorted(s.sequences(model_version(m))) == sorted(seqs)
+        assert sorted(s.sequences(sequence_key(m, None))) == sorted(seqs)
         # stored: a second call computes nothing
         import sonotype.sequences as sq
         monkeypatch.setattr(sq, "embed_windows", lambda *a, **k: pytest.fail("re-ran the encoder"))
-        again = region_sequences(s, run, m)
+        again = region_sequences(s, run, m, stride=None)
         assert all(np.array_equal(again[k], seqs[k]) for k in seqs)
 
 
@@ -72,7 +72,7 @@ def test_discover_stores_clusterings_and_maps(detected):
             rows = s.cluster_assignments(run_id=run, algorithm=c.algorithm)
             got = {r.region_id: r.cluster for r in rows}
             assert got == dict(zip(res.region_ids.tolist(), c.labels.tolist()))
-            assert rows[0].params["encoder"] == model_version(m)
+            assert rows[0].params["encoder"] == sequence_key(m) == f"{model_version(m)}/stride4"
         for method in ("tsne", "umap"):
             pts = s.map_points(run_id=run, method=method)
             assert sorted(pts) == sorted(res.region_ids.tolist())

@@ -222,15 +222,16 @@ def cluster(*, db: str, run: int | None = None, model: str | Path | None = None,
 
 def cluster_eval(paths: Sequence[str | Path], *, model: str | Path, labels_csv: str | Path | None = None,
                  pattern: str | None = None, channel: int = 0, band=None, percentile: float = 45.0,
-                 scaling: str = "zscore-l2", json_out: str | Path | None = None, progress: bool = False,
+                 scaling: str = "zscore-l2", stride: int | None = 4, json_out: str | Path | None = None,
+                 progress: bool = False,
                  log: Callable[[str], None] = print):
     """Agreement of trained-encoder DTW clusters with expert labels, against the two baselines."""
     from .clustereval import DEFAULT_LABEL_PATTERN, format_table, labelled_clips
     from .clustereval import cluster_eval as _eval
     clips = labelled_clips(paths, pattern=pattern or DEFAULT_LABEL_PATTERN, labels_csv=labels_csv, channel=channel,
                            log=log)
-    ev = _eval(clips, load_model(model), band=band, percentile=percentile, scaling=scaling, progress=progress,
-               log=log)
+    ev = _eval(clips, load_model(model), band=band, percentile=percentile, scaling=scaling, stride=stride,
+               progress=progress, log=log)
     log(format_table(ev))
     if json_out:
         log(f"full result: {save_json({'model': str(model), **ev.to_dict()}, json_out)}")

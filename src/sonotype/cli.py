@@ -42,6 +42,8 @@ def _cluster_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--band", type=float, help="DTW band: a fraction of the longer sequence (default (n+m)/4)")
     p.add_argument("--scaling", default="zscore-l2", choices=["none", "zscore", "zscore-l2"],
                    help="embedding scaling before DTW")
+    p.add_argument("--stride", type=int, default=4,
+                   help="frames between the windows of a sequence (default 4; 0: the detector's own windows)")
 
 
 def _channel(v):
@@ -108,7 +110,7 @@ def cmd_cluster(a) -> int:
     from .discover import DiscoverConfig
     cfg = DiscoverConfig(algorithms=tuple(a.algorithms), percentile=a.percentile, n_clusters=a.n_clusters, k=a.k,
                          min_cluster_size=a.min_cluster_size, band=a.band, scaling=a.scaling, maps=tuple(a.maps),
-                         max_full=a.max_full, seed=a.seed)
+                         max_full=a.max_full, seed=a.seed, stride=a.stride or None)
     cluster(db=a.db, run=a.run, model=a.model, config=cfg, progress=not a.quiet)
     return 0
 
@@ -116,7 +118,8 @@ def cmd_cluster(a) -> int:
 def cmd_cluster_eval(a) -> int:
     from .api import cluster_eval
     cluster_eval(a.paths, model=a.model, labels_csv=a.labels, pattern=a.pattern, channel=int(a.channel),
-                 band=a.band, percentile=a.percentile, scaling=a.scaling, json_out=a.json, progress=not a.quiet)
+                 band=a.band, percentile=a.percentile, scaling=a.scaling, stride=a.stride or None, json_out=a.json,
+                 progress=not a.quiet)
     return 0
 
 

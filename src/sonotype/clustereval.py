@@ -28,7 +28,13 @@ from .cluster import Clustering, agglomerative, hdbscan
 from .dataset import find_audio
 from .dtw import dtw_matrix
 from .errors import DataError
-from .sequences import Clip, ClipSequences, clip_sequences, scale_sequences
+from .sequences import (
+    SEQUENCE_STRIDE,
+    Clip,
+    ClipSequences,
+    clip_sequences,
+    scale_sequences,
+)
 
 #: Ford's catalogue naming in the Orcasound files: the S-number is the call type (-a/-b, -R/-RJ are variants)
 DEFAULT_LABEL_PATTERN = r"S\d+"
@@ -118,11 +124,12 @@ def evaluate_representation(name: str, seqs: list[np.ndarray], labels: np.ndarra
 
 
 def cluster_eval(clips: Sequence[Clip], model: LoadedModel, *, band=None, percentile: float = 45.0,
-                 scaling: str = "zscore-l2", seed: int = 0, progress: bool = False,
+                 scaling: str = "zscore-l2", stride: int | None = SEQUENCE_STRIDE, seed: int = 0,
+                 progress: bool = False,
                  log: Callable[[str], None] = print) -> ClusterEval:
     """Embed ``clips`` three ways (see the module doc), scale each set alike (``scaling``, see
     :func:`sonotype.sequences.scale_sequences`) and score each against the clips' labels."""
-    seqs = clip_sequences(clips, model, untrained_seed=seed,
+    seqs = clip_sequences(clips, model, stride=stride, untrained_seed=seed,
                           on_error=lambda c, e: log(f"skipped {c.path}: {e}"))
     labels = np.array([c.label for c in seqs.clips]).astype(str)
     reps = {"trained encoder": seqs.encoder, "untrained encoder": seqs.untrained, "raw spectrogram": seqs.frames}

@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .batch import model_version
 from .checkpoint import LoadedModel
 from .cluster import (
     Clustering,
@@ -29,7 +28,13 @@ from .dtw import dtw_distance, dtw_matrix, knn_graph
 from .errors import ConfigError, DataError
 from .maps import METHODS, embedding_map
 from .search import mean_embeddings
-from .sequences import SCALINGS, region_sequences, scale_sequences
+from .sequences import (
+    SCALINGS,
+    SEQUENCE_STRIDE,
+    region_sequences,
+    scale_sequences,
+    sequence_key,
+)
 from .store import Store
 
 ALGORITHMS = ("agglomerative", "kmeans", "hdbscan")
@@ -47,6 +52,7 @@ class DiscoverConfig:
     min_cluster_size: int = 5           # HDBSCAN
     band: float | int | None = None     # DTW Sakoe-Chiba band (None: (n + m) / 4)
     scaling: str = "zscore-l2"          # embedding scaling before DTW (sequences.scale_sequences)
+    stride: int | None = SEQUENCE_STRIDE  # frames between sequence windows (None: the detector's windows)
     max_full: int = 3000                # above this many regions: kNN graph instead of all pairs
     knn: int = 10
     candidates: int = 50
@@ -91,8 +97,8 @@ def discover(store: Store, run_id: int, model: LoadedModel, *, config: DiscoverC
     """Cluster and map the regions of detection run ``run_id`` with ``model``'s encoder; store the results."""
     if store.run(run_id) is None:
         raise DataError(f"{store.label}: no detection run {run_id}; `sonotype info --db` lists the runs")
-    version = model_version(model)
-    seqs_by_id = region_sequences(store, run_id, model, progress=progress, log=log)
+    version = sequence_key(model, config.stride)
+    seqs_by_id = region_sequences(store, run_id, model, stride=config.stride, progress=progress, log=log)
     ids = np.array(sorted(seqs_by_id), np.int64)
     if ids.size < 3:
         raise DataError(f"run {run_id} has {ids.size} region(s) with sequences; clustering needs at least 3")
