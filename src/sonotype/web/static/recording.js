@@ -127,6 +127,8 @@
     root.dataset.loaded = "true";
   }
 
+  // a short recording fills the width (up to 200 px/s); a long one starts at 50 px/s
+  pps = Math.min(200, Math.max(50, (scroller.clientWidth - 2) / Math.max(duration, 0.001)));
   scroller.addEventListener("scroll", loadVisibleTiles, { passive: true });
   window.addEventListener("resize", loadVisibleTiles);
   document.querySelectorAll("[data-zoom]").forEach((b) => b.addEventListener("click", () => {
