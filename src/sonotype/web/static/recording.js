@@ -39,7 +39,8 @@
     const axis = el("div", { class: "axis" });
     const step = [0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600].find((s) => s * pps >= 80) || 600;
     for (let t = 0; t <= duration; t += step) {
-      const tick = el("span", { class: "tick", text: fmt(t) });
+      const label = t < 60 ? +t.toFixed(1) + " s" : Math.floor(t / 60) + ":" + String(Math.round(t % 60)).padStart(2, "0");
+      const tick = el("span", { class: "tick", text: label });
       tick.style.left = Math.round(t * pps) + "px";
       axis.append(tick);
     }
@@ -110,6 +111,18 @@
     }));
   }
 
+  // kHz labels pinned to the left edge of the scrolling view (low frequencies at the bottom)
+  function frequencyAxis(fmin, fmax) {
+    const axis = el("div", { class: "freq-axis", "aria-hidden": "true" });
+    for (let i = 0; i <= 4; i++) {
+      const f = fmin + ((fmax - fmin) * i) / 4;
+      const label = el("span", { text: (f / 1000).toFixed(1) + " kHz" });
+      label.style.top = Math.round(HEIGHT * (1 - i / 4)) + "px";
+      axis.append(label);
+    }
+    scroller.parentElement.insertBefore(el("div", { class: "spectro-wrap" }), scroller).append(axis, scroller);
+  }
+
   async function load() {
     try {
       const data = await S.api("/api/recordings/" + id + "/regions" + (runId ? "?run_id=" + runId : ""));
@@ -118,6 +131,7 @@
       if (data.band_hz) {
         document.getElementById("band").textContent = "band " + (data.band_hz[0] / 1000).toFixed(1) + "–" +
           (data.band_hz[1] / 1000).toFixed(1) + " kHz";
+        frequencyAxis(data.band_hz[0], data.band_hz[1]);
       }
     } catch (e) {
       S.status("regions: " + e.message, true);
