@@ -137,6 +137,9 @@ def test_recording_page_draws_regions_and_a_click_plays_the_right_bytes(page, si
         assert body == full
     page.wait_for_selector("#panel .region-controls")
     assert page.locator("#panel h3").inner_text() == f"Region {g.id}"
+    with page.expect_response(lambda r: f"/api/recordings/{rec.id}/audio.wav?start=" in r.url) as info:
+        page.click("#play-view")
+    assert info.value.status in (200, 206)
     page.click("[data-zoom='200']")
     assert page.locator("#track .region").count() == len(regions)
 

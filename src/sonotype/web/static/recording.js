@@ -152,6 +152,11 @@
     scroller.scrollLeft = Math.max(0, centre * pps - scroller.clientWidth / 2);
     loadVisibleTiles();
   }));
+  document.getElementById("play-view").addEventListener("click", () => {
+    const start = Math.max(0, scroller.scrollLeft / pps);
+    const stop = Math.min(duration, (scroller.scrollLeft + scroller.clientWidth) / pps);
+    S.play("/api/recordings/" + id + "/audio.wav?start=" + start.toFixed(3) + "&stop=" + stop.toFixed(3));
+  });
   const runSelect = document.getElementById("run-select");
   if (runSelect) runSelect.addEventListener("change", () => { location.search = "?run_id=" + runSelect.value; });
   load();
