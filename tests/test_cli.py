@@ -8,8 +8,8 @@ import sys
 
 import numpy as np
 import pytest
-
 from helpers import tone_with_gaps
+
 from sonotype.cli import main
 from sonotype.io import write_audio
 
@@ -29,6 +29,14 @@ def test_demo_runs_end_to_end_and_reports_outputs(tmp_path, capsys):
     exports = tmp_path / "demo" / "exports"
     assert (exports / "regions.csv").read_text().startswith("region_id,recording,start_s")
     assert list(exports.glob("*.selections.txt"))
+    [report] = (tmp_path / "demo" / "reports").glob("*/report.html")
+    html = report.read_text()
+    assert "figures/regions-map-tsne.png" in html and "figures/catalog-map-tsne.png" in html
+    assert list((report.parent / "clusters").glob("cluster-*.wav"))
+    from sonotype.store import open_store
+    with open_store(f"sqlite:///{tmp_path / 'demo' / 'sonotype.db'}") as s:
+        assert {c["algorithm"] for c in s.clusterings()} == {"agglomerative", "kmeans"}
+    assert "sonotype serve --db sqlite:///" in out
 
 
 def test_train_skips_a_corrupt_file_and_names_it(tmp_path, capsys):

@@ -100,8 +100,8 @@ def discover(store: Store, run_id: int, model: LoadedModel, *, config: DiscoverC
     version = sequence_key(model, config.stride)
     seqs_by_id = region_sequences(store, run_id, model, stride=config.stride, progress=progress, log=log)
     ids = np.array(sorted(seqs_by_id), np.int64)
-    if ids.size < 3:
-        raise DataError(f"run {run_id} has {ids.size} region(s) with sequences; clustering needs at least 3")
+    if ids.size < 2:
+        raise DataError(f"run {run_id} has {ids.size} region(s) with sequences; clustering needs at least 2")
     seqs = scale_sequences([seqs_by_id[int(i)] for i in ids], mode=config.scaling)
     n = len(seqs)
     clusterings: dict[str, Clustering] = {}

@@ -94,11 +94,13 @@ def _catalog_figures(ev: ClusterEval, folder: Path, options: ReportOptions) -> d
     coords = embedding_map(dist=rep.dist, method="tsne", seed=options.seed)
     figs = {}
     stem = folder / "figures" / "catalog-map-tsne"
+    zoom = _zoom_box(coords)
     embedding_map_figure(coords, ev.sequences.thumbnails, clustering.labels, stem,
                          title=f"Labelled catalog, t-SNE of trained-encoder DTW; frames: {name}",
-                         zoom=_zoom_box(coords), seed=options.seed)
+                         zoom=zoom, seed=options.seed)
     figs["Embedding map: labelled catalog (t-SNE)"] = "figures/catalog-map-tsne.png"
-    figs["Embedding map: labelled catalog, zoom"] = "figures/catalog-map-tsne-zoom.png"
+    if zoom is not None:
+        figs["Embedding map: labelled catalog, zoom"] = "figures/catalog-map-tsne-zoom.png"
     for c, idx in list(clustering.members().items())[: options.max_clusters]:
         if idx.size < 2:
             continue
@@ -146,11 +148,12 @@ def _run_figures(store: Store, run_id: int, model: LoadedModel, folder: Path, op
             if ids.size and all(int(i) in pts for i in ids):
                 coords = np.array([pts[int(i)] for i in ids])
                 stem = folder / "figures" / f"regions-map-{method}"
+                zoom = _zoom_box(coords)
                 embedding_map_figure(coords, thumbs, labels, stem, max_thumbnails=options.max_thumbnails,
-                                     seed=options.seed, zoom=_zoom_box(coords),
+                                     seed=options.seed, zoom=zoom,
                                      title=f"Run {run_id} regions, {method}; frames: {options.algorithm} clusters")
                 figs[f"Embedding map: detected regions ({method})"] = f"figures/regions-map-{method}.png"
-                if _zoom_box(coords) is not None:
+                if zoom is not None:
                     figs[f"Embedding map: detected regions ({method}), zoom"] = f"figures/regions-map-{method}-zoom.png"
         members = {c: ids[labels == c] for c in sorted(set(labels.tolist()) - {-1})}
         for c in list(members)[: options.max_clusters]:

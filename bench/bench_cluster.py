@@ -1,0 +1,102 @@
+#!/usr/bin/env python
+"""Benchmark the full clustering of N synthetic sequences (what `sonotype cluster` does after embedding).
+
+For each N (default 1,000 and 10,000; lengths 20-60 windows, D=128, ``--protos`` true types):
+
+* ``all pairs``: DTW matrix -> average linkage at the 45th percentile (scipy) -> HDBSCAN;
+  run where the matrix is affordable (``--full-limit`` s, extrapolated), else estimated.
+* ``kNN graph`` (what `cluster` uses above ``max_full`` regions): threshold from the DTW of
+  20,000 random pairs -> k-nearest-neighbour DTW graph (k=10, 50 mean-embedding candidates) ->
+  average linkage on the graph.
+* ``k-means`` on all window embeddings (k=24), each sequence by majority vote.
+
+Each row gives the wall time, the clusters found and their ARI against the true types, so the
+fast route is also shown to give the same answer. The baseline is the obvious all-pairs route.
+
+    NUMBA_NUM_THREADS=2 .venv/bin/python bench/bench_cluster.py
+    .venv/bin/python bench/bench_cluster.py --sizes 500 2000      # quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_dtw import clustered
+
+from sonotype.agreement import ari
+from sonotype.cluster import (
+    agglomerative,
+    graph_agglomerative,
+    hdbscan,
+    kmeans_sequences,
+    percentile_threshold,
+)
+from sonotype.dtw import dtw_distance, dtw_matrix, knn_graph
+
+
+def timed(f):
+    t = time.perf_counter()
+    out = f()
+    return out, time.perf_counter() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
+    ap.add_argument("--protos", type=int, default=40)
+    ap.add_argument("--full-limit", type=float, default=600.0, help="run the all-pairs route only below this, s")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    threads = os.environ.get("NUMBA_NUM_THREADS", str(os.cpu_count()))
+    print(f"# bench_cluster: {threads} numba threads, {os.cpu_count()} CPUs, {args.protos} true types, "
+          f"lengths 20-60, D=128")
+    print("| sequences | route | wall s | clusters | ARI vs true types | notes |")
+    print("|---|---|---|---|---|---|")
+    dtw_distance(np.zeros((3, 128), np.float32), np.ones((4, 128), np.float32))  # compile outside the timings
+    rate = None
+    for n in args.sizes:
+        rng = np.random.default_rng(args.seed)
+        seqs = clustered(rng, n, 20, 60, 128, args.protos)
+        truth = np.arange(n) % args.protos
+        pairs = n * (n - 1) // 2
+        est = pairs / rate if rate else None
+        if est is None or est < args.full_limit:
+            dist, t_mat = timed(lambda: dtw_matrix(seqs))
+            rate = pairs / t_mat
+            agg, t_agg = timed(lambda: agglomerative(dist, percentile=45))
+            hdb, t_hdb = timed(lambda: hdbscan(dist, min_cluster_size=5))
+            print(f"| {n:,} | all pairs: DTW matrix | {t_mat:.1f} | | | {pairs:,} pairs, {rate:,.0f} pairs/s |")
+            print(f"| {n:,} | all pairs: + average linkage | {t_mat + t_agg:.1f} | {agg.n_clusters} | "
+                  f"{ari(truth, agg.labels):.3f} | linkage {t_agg:.1f} s |")
+            print(f"| {n:,} | all pairs: + HDBSCAN | {t_mat + t_hdb:.1f} | {hdb.n_clusters} | "
+                  f"{ari(truth, hdb.labels):.3f} | HDBSCAN {t_hdb:.1f} s, {int((hdb.labels < 0).sum())} unassigned |")
+        else:
+            print(f"| {n:,} | all pairs | not run | | | {pairs:,} pairs: estimated {est:,.0f} s at {rate:,.0f} pairs/s |")
+
+        def graph_route():
+            m = 20000
+            a, b = rng.integers(0, n, m), rng.integers(0, n, m)
+            keep = a != b
+            t = percentile_threshold([dtw_distance(seqs[i], seqs[j]) for i, j in zip(a[keep], b[keep])], 45)
+            nbr, d = knn_graph(seqs, 10, candidates=50)
+            return graph_agglomerative(n, np.repeat(np.arange(n), 10), nbr.ravel(), d.ravel(), threshold=t)
+        g, t_g = timed(graph_route)
+        ratio = f"; {est / t_g:,.0f}x faster than the all-pairs DTW alone" if est and est >= args.full_limit else ""
+        print(f"| {n:,} | kNN graph + graph linkage | {t_g:.1f} | {g.n_clusters} | {ari(truth, g.labels):.3f} | "
+              f"k=10, 50 candidates{ratio} |")
+        (km, _), t_km = timed(lambda: kmeans_sequences(seqs, k=24, seed=args.seed))
+        print(f"| {n:,} | k-means on windows (k=24) | {t_km:.1f} | {km.n_clusters} | {ari(truth, km.labels):.3f} | "
+              f"{sum(len(s) for s in seqs):,} windows |")
+        print(f"{n} done", file=sys.stderr)
+    print(f"\nload average at end {' / '.join(f'{v:.2f}' for v in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
