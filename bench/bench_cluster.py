@@ -47,6 +47,45 @@ def timed(f):
     return out, time.perf_counter() - t
 
 
+def graph_route(seqs: list[np.ndarray], rng: np.random.Generator):
+    """Threshold from 20,000 random pairs, kNN DTW graph, average linkage on the graph."""
+    n = len(seqs)
+    a, b = rng.integers(0, n, 20000), rng.integers(0, n, 20000)
+    keep = a != b
+    t = percentile_threshold([dtw_distance(seqs[i], seqs[j]) for i, j in zip(a[keep], b[keep])], 45)
+    nbr, d = knn_graph(seqs, 10, candidates=50)
+    return graph_agglomerative(n, np.repeat(np.arange(n), 10), nbr.ravel(), d.ravel(), threshold=t)
+
+
+def one_size(n: int, args, rate: float | None) -> float | None:
+    """Print the rows for ``n`` sequences; returns the all-pairs DTW rate measured (or the one given)."""
+    rng = np.random.default_rng(args.seed)
+    seqs = clustered(rng, n, 20, 60, 128, args.protos)
+    truth = np.arange(n) % args.protos
+    pairs = n * (n - 1) // 2
+    est = pairs / rate if rate else None
+    if est is None or est < args.full_limit:
+        dist, t_mat = timed(lambda: dtw_matrix(seqs))
+        rate = pairs / t_mat
+        agg, t_agg = timed(lambda: agglomerative(dist, percentile=45))
+        hdb, t_hdb = timed(lambda: hdbscan(dist, min_cluster_size=5))
+        print(f"| {n:,} | all pairs: DTW matrix | {t_mat:.1f} | | | {pairs:,} pairs, {rate:,.0f} pairs/s |")
+        print(f"| {n:,} | all pairs: + average linkage | {t_mat + t_agg:.1f} | {agg.n_clusters} | "
+              f"{ari(truth, agg.labels):.3f} | linkage {t_agg:.1f} s |")
+        print(f"| {n:,} | all pairs: + HDBSCAN | {t_mat + t_hdb:.1f} | {hdb.n_clusters} | "
+              f"{ari(truth, hdb.labels):.3f} | HDBSCAN {t_hdb:.1f} s, {int((hdb.labels < 0).sum())} unassigned |")
+    else:
+        print(f"| {n:,} | all pairs | not run | | | {pairs:,} pairs: estimated {est:,.0f} s at {rate:,.0f} pairs/s |")
+    g, t_g = timed(lambda: graph_route(seqs, rng))
+    ratio = f"; {est / t_g:,.0f}x faster than the all-pairs DTW alone" if est and est >= args.full_limit else ""
+    print(f"| {n:,} | kNN graph + graph linkage | {t_g:.1f} | {g.n_clusters} | {ari(truth, g.labels):.3f} | "
+          f"k=10, 50 candidates{ratio} |")
+    (km, _), t_km = timed(lambda: kmeans_sequences(seqs, k=24, seed=args.seed))
+    print(f"| {n:,} | k-means on windows (k=24) | {t_km:.1f} | {km.n_clusters} | {ari(truth, km.labels):.3f} | "
+          f"{sum(len(s) for s in seqs):,} windows |")
+    return rate
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
@@ -62,38 +101,7 @@ def main() -> None:
     dtw_distance(np.zeros((3, 128), np.float32), np.ones((4, 128), np.float32))  # compile outside the timings
     rate = None
     for n in args.sizes:
-        rng = np.random.default_rng(args.seed)
-        seqs = clustered(rng, n, 20, 60, 128, args.protos)
-        truth = np.arange(n) % args.protos
-        pairs = n * (n - 1) // 2
-        est = pairs / rate if rate else None
-        if est is None or est < args.full_limit:
-            dist, t_mat = timed(lambda: dtw_matrix(seqs))
-            rate = pairs / t_mat
-            agg, t_agg = timed(lambda: agglomerative(dist, percentile=45))
-            hdb, t_hdb = timed(lambda: hdbscan(dist, min_cluster_size=5))
-            print(f"| {n:,} | all pairs: DTW matrix | {t_mat:.1f} | | | {pairs:,} pairs, {rate:,.0f} pairs/s |")
-            print(f"| {n:,} | all pairs: + average linkage | {t_mat + t_agg:.1f} | {agg.n_clusters} | "
-                  f"{ari(truth, agg.labels):.3f} | linkage {t_agg:.1f} s |")
-            print(f"| {n:,} | all pairs: + HDBSCAN | {t_mat + t_hdb:.1f} | {hdb.n_clusters} | "
-                  f"{ari(truth, hdb.labels):.3f} | HDBSCAN {t_hdb:.1f} s, {int((hdb.labels < 0).sum())} unassigned |")
-        else:
-            print(f"| {n:,} | all pairs | not run | | | {pairs:,} pairs: estimated {est:,.0f} s at {rate:,.0f} pairs/s |")
-
-        def graph_route():
-            m = 20000
-            a, b = rng.integers(0, n, m), rng.integers(0, n, m)
-            keep = a != b
-            t = percentile_threshold([dtw_distance(seqs[i], seqs[j]) for i, j in zip(a[keep], b[keep])], 45)
-            nbr, d = knn_graph(seqs, 10, candidates=50)
-            return graph_agglomerative(n, np.repeat(np.arange(n), 10), nbr.ravel(), d.ravel(), threshold=t)
-        g, t_g = timed(graph_route)
-        ratio = f"; {est / t_g:,.0f}x faster than the all-pairs DTW alone" if est and est >= args.full_limit else ""
-        print(f"| {n:,} | kNN graph + graph linkage | {t_g:.1f} | {g.n_clusters} | {ari(truth, g.labels):.3f} | "
-              f"k=10, 50 candidates{ratio} |")
-        (km, _), t_km = timed(lambda: kmeans_sequences(seqs, k=24, seed=args.seed))
-        print(f"| {n:,} | k-means on windows (k=24) | {t_km:.1f} | {km.n_clusters} | {ari(truth, km.labels):.3f} | "
-              f"{sum(len(s) for s in seqs):,} windows |")
+        rate = one_size(n, args, rate)
         print(f"{n} done", file=sys.stderr)
     print(f"\nload average at end {' / '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
