@@ -67,7 +67,7 @@ def run_demo(out: str | Path = "sonotype-demo", *, seed: int = 0, quick: bool = 
     db = f"sqlite:///{(out / 'sonotype.db').resolve()}"
     log(f"[5/8] detection over a {long.seconds:.0f} s recording into {db}")
     (out / "sonotype.db").unlink(missing_ok=True)
-    detect_many([long.path], model=det_path, db=db, metadata={"encounter": "demo", "site": "synthetic"},
+    detect_many([long.path.resolve()], model=det_path, db=db, metadata={"encounter": "demo", "site": "synthetic"},
                 progress=progress, log=log)
     log("[6/8] exports and event-level evaluation")
     exported = export(db=db, out=out / "exports", fmt="raven", log=log) + \
