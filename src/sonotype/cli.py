@@ -17,6 +17,7 @@ def _frontend_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--n-fft", type=int, dest="n_fft", help="STFT window length, samples")
     g.add_argument("--hop", type=int, help="STFT hop, samples")
     g.add_argument("--scale", choices=["log", "linear"], help="magnitude scale")
+    g.add_argument("--window-stride", type=int, dest="stride", help="frames between windows (default 16: 50 %% overlap)")
     g.add_argument("--reference-rate", type=float, dest="reference_rate",
                    help="give n_fft/hop at this rate and scale them to each file's rate")
 
@@ -161,7 +162,7 @@ def cmd_export_labels(a) -> int:
 
 
 def _fe(a) -> dict:
-    return {k: getattr(a, k) for k in ("fmin", "fmax", "n_fft", "hop", "scale", "reference_rate")}
+    return {k: getattr(a, k) for k in ("fmin", "fmax", "n_fft", "hop", "scale", "reference_rate", "stride")}
 
 
 def build_parser() -> argparse.ArgumentParser:
