@@ -15,7 +15,8 @@ from web_helpers import ALGORITHM, PARAMS, cached_web_db
 
 from sonotype.cli import main as cli_main
 from sonotype.curation import write_label_table
-from sonotype.dataset import read_annotations
+from sonotype.dataset import NEGATIVE, POSITIVE, load_items, read_annotations
+from sonotype.features import PRESETS
 from sonotype.regions import Region
 from sonotype.store import StoreError, open_store
 from sonotype.web import Limits, create_app
@@ -280,6 +281,16 @@ def test_relabel_then_export_labels_for_train_detector(editor, tmp_path, web):
     assert sorted(events) == ["a.wav", "b.wav", "c24.wav"]
     assert [(e.start, e.end, e.label) for e in events["a.wav"]] == \
         [(pytest.approx(ga[0].region.start_s, abs=1e-6), pytest.approx(ga[0].region.stop_s, abs=1e-6), "vocalisation")]
+    # what train-detector makes of the table: the vocal region's windows positive, the noise regions' negative
+    [item] = load_items([a.path], annotations=out)
+    framing = PRESETS["dolphin"].at_rate(48000)
+    n = framing.n_windows(a.frames)
+    y = item.window_labels(n, framing)
+    spans = np.array([framing.window_span(i) for i in range(n)])
+    inside = [(spans[:, 0] >= g.region.start) & (spans[:, 1] <= g.region.stop) for g in ga]
+    assert inside[0].any() and (y[inside[0]] == POSITIVE).all()
+    for g, m in zip(ga[1:], inside[1:]):
+        assert (y[m] == NEGATIVE).all(), g
     b = _recording(st, "b.wav")
     assert len(events["b.wav"]) == len(st.regions(recording_id=b.id, run_id=web.run_id))  # the detector's call
     reviewed = read_annotations(write_label_table(st, tmp_path / "reviewed.csv", only_reviewed=True).path)
