@@ -100,3 +100,12 @@ def test_bad_matrices_are_refused():
         agglomerative(np.array([[0, np.nan], [np.nan, 0]]))
     with pytest.raises(ConfigError, match="percentile"):
         percentile_threshold(np.ones(3), 140)
+
+
+def test_silhouette_cut_finds_the_number_of_groups():
+    from sonotype.cluster import silhouette_cut
+    for centres in (((0, 0), (10, 0), (0, 10)), ((0, 0), (10, 0), (0, 10), (10, 10), (20, 20))):
+        x, truth = blobs(n_per=6, centres=centres)
+        c = silhouette_cut(euclid(x))
+        assert c.n_clusters == len(centres) and c.params["cut"] == "silhouette"
+        assert np.array_equal(c.labels, canonical_labels(truth))

@@ -60,7 +60,7 @@ def test_cluster_eval_scores_three_representations(synthetic_catalog, tmp_path):
     # the spectrogram DTW separates these whistle shapes: far above chance (3/11 same-type neighbours)
     assert ev.results["raw spectrogram"].nn_accuracy >= 0.75
     rows = ev.table_rows()
-    assert len(rows) == 9 and all(0 <= r["nmi"] <= 1 and -1 <= r["ari"] <= 1 for r in rows)
+    assert len(rows) == 12 and all(0 <= r["nmi"] <= 1 and -1 <= r["ari"] <= 1 for r in rows)
 
 
 def test_cli_cluster_eval_writes_json(synthetic_catalog, tmp_path, capsys):
@@ -69,7 +69,7 @@ def test_cli_cluster_eval_writes_json(synthetic_catalog, tmp_path, capsys):
     assert main(["cluster-eval", str(synthetic_catalog), "--model", str(model), "--pattern", "^(upsweep|sinusoidal)",
                  "--json", str(out), "--quiet"]) == 0
     doc = json.loads(out.read_text())
-    assert doc["n_types"] == 2 and len(doc["rows"]) == 9
+    assert doc["n_types"] == 2 and len(doc["rows"]) == 12
     assert "trained encoder" in capsys.readouterr().out
     assert main(["cluster-eval", str(synthetic_catalog), "--model", str(model), "--pattern", "nothing"]) == 2
 

@@ -89,6 +89,20 @@ def test_graph_path_for_many_regions_gives_a_clustering(detected):
         assert 1 <= res.clusterings["agglomerative"].n_clusters <= len(res.region_ids)
 
 
+def test_silhouette_cut_is_stored_with_its_parameters(detected):
+    url, model_path, _ = detected
+    with open_store(url) as s:
+        run = s.regions()[0].run_id
+        cfg = DiscoverConfig(algorithms=("agglomerative",), cut="silhouette", maps=())
+        res = discover(s, run, load_model(model_path), config=cfg, log=lambda x: None)
+        c = res.clusterings["agglomerative"]
+        assert c.params["cut"] == "silhouette" and c.n_clusters == c.params["n_clusters"] >= 1
+        [row] = [x for x in s.clusterings(run) if x["params"].get("cut") == "silhouette"]
+        assert row["n_clusters"] == c.n_clusters
+    with pytest.raises(ConfigError, match="cut"):
+        DiscoverConfig(cut="elbow")
+
+
 def test_discover_refuses_unknown_runs_and_algorithms(detected):
     url, model_path, _ = detected
     with pytest.raises(ConfigError, match="spectral"):

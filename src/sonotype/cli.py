@@ -109,7 +109,8 @@ def _meta(v: str) -> tuple[str, str]:
 def cmd_cluster(a) -> int:
     from .api import cluster
     from .discover import DiscoverConfig
-    cfg = DiscoverConfig(algorithms=tuple(a.algorithms), percentile=a.percentile, n_clusters=a.n_clusters, k=a.k,
+    cfg = DiscoverConfig(algorithms=tuple(a.algorithms), cut=a.cut, percentile=a.percentile, n_clusters=a.n_clusters,
+                         k=a.k,
                          min_cluster_size=a.min_cluster_size, band=a.band, scaling=a.scaling, maps=tuple(a.maps),
                          max_full=a.max_full, seed=a.seed, stride=a.stride or None)
     cluster(db=a.db, run=a.run, model=a.model, config=cfg, progress=not a.quiet)
@@ -253,6 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--algorithm", action="append", dest="algorithms", choices=["agglomerative", "kmeans", "hdbscan"],
                    help="repeatable (default: agglomerative and kmeans)")
     _cluster_args(p)
+    p.add_argument("--cut", default="percentile", choices=["percentile", "silhouette"],
+                   help="agglomerative cut: at --percentile of pair distances (default, as the original), or at "
+                        "the cluster count with the best mean silhouette")
     p.add_argument("--n-clusters", type=int, dest="n_clusters", help="agglomerative: cut at this many clusters")
     p.add_argument("--k", type=int, default=24, help="k-means clusters (on window embeddings)")
     p.add_argument("--min-cluster-size", type=int, default=5, dest="min_cluster_size", help="HDBSCAN")

@@ -98,6 +98,31 @@ def agglomerative(dist: np.ndarray, *, n_clusters: int | None = None, percentile
     return Clustering("agglomerative", params, canonical_labels(raw))
 
 
+def silhouette_cut(dist: np.ndarray, *, k_min: int = 2, k_max: int = 60) -> Clustering:
+    """Average linkage cut at the cluster count (``k_min..k_max``) with the best mean silhouette
+    on the precomputed distances: a data-driven cut for when the number of types is unknown."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from sklearn.metrics import silhouette_score
+    d = _check_square(dist)
+    n = d.shape[0]
+    if n < 3:
+        return agglomerative(d, n_clusters=1)
+    z = linkage(_condensed(d), method="average")
+    best = None
+    for k in range(max(2, k_min), min(k_max, n - 1) + 1):
+        raw = fcluster(z, t=k, criterion="maxclust")
+        if len(np.unique(raw)) < 2:
+            continue
+        s = float(silhouette_score(d, raw, metric="precomputed"))
+        if best is None or s > best[0]:
+            best = (s, k, raw)
+    if best is None:
+        return agglomerative(d, n_clusters=1)
+    s, k, raw = best
+    return Clustering("agglomerative", {"linkage": "average", "n_clusters": int(k), "cut": "silhouette",
+                                        "silhouette": round(s, 6)}, canonical_labels(raw))
+
+
 def graph_agglomerative(n: int, edges_i: np.ndarray, edges_j: np.ndarray, dists: np.ndarray, *,
                         threshold: float) -> Clustering:
     """Average linkage on a sparse graph of known distances (e.g. a DTW kNN graph).

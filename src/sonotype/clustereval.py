@@ -9,7 +9,7 @@ three ways and compared by the same DTW and the same clustering:
 
 For each: leave-one-out nearest-neighbour accuracy of the DTW matrix, and NMI / ARI / purity
 of average-linkage clusterings cut at the number of expert types and at the original's 45th
-distance percentile, and of HDBSCAN.
+distance percentile and at the silhouette-best cluster count, and of HDBSCAN.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import numpy as np
 
 from .agreement import agreement, loo_nn_accuracy
 from .checkpoint import LoadedModel
-from .cluster import Clustering, agglomerative, hdbscan
+from .cluster import Clustering, agglomerative, hdbscan, silhouette_cut
 from .dataset import find_audio
 from .dtw import dtw_matrix
 from .errors import DataError
@@ -116,6 +116,7 @@ def evaluate_representation(name: str, seqs: list[np.ndarray], labels: np.ndarra
     clusterings = {
         f"agglomerative, k = {n_types} types": agglomerative(dist, n_clusters=n_types),
         f"agglomerative, {percentile:g}th percentile": agglomerative(dist, percentile=percentile),
+        "agglomerative, silhouette-best k": silhouette_cut(dist),
         f"hdbscan, min size {min_cluster_size}": hdbscan(dist, min_cluster_size=min_cluster_size),
     }
     acc, scored = loo_nn_accuracy(dist, labels)

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from .agreement import agreement
 from .api import cluster, evaluate_events, export
 from .batch import detect_many
 from .checkpoint import load_model
@@ -74,9 +75,14 @@ def run_demo(out: str | Path = "sonotype-demo", *, seed: int = 0, quick: bool = 
         export(db=db, out=out / "exports", fmt="wav", log=log) + \
         export(db=db, out=out / "exports" / "regions.csv", fmt="csv", log=log)
     events = evaluate_events(db=db, annotations=long.annotations_path, json_out=out / "events.json", log=log)
-    log("[7/8] sound types: DTW clustering and maps of the detected regions, stored in the database")
+    log("[7/8] sound types: DTW clustering (self-supervised encoder) and maps of the detected regions, stored")
     config = DiscoverConfig(k=8, maps=("tsne",) if quick else ("tsne", "umap"), seed=seed)
-    found = cluster(db=db, model=det_path, config=config, progress=progress, log=log)
+    found = cluster(db=db, model=enc_path, config=config, progress=progress, log=log)
+    truth = _region_truth(db, found.region_ids, long.events)
+    for name, c in found.clusterings.items():
+        a = agreement(truth, c.labels)
+        log(f"  {name}: {c.n_clusters} clusters vs the {a['n_types']} true kinds of region (call types and "
+            f"'noise' for false alarms): NMI {a['nmi']:.3f}, ARI {a['ari']:.3f}, purity {a['purity']:.3f}")
     log("[8/8] model report: agreement of clusters with the held-out clips' call types, figures, galleries")
     catalog = _call_clips(corpus, test_items)
     ev = cluster_eval(catalog, load_model(det_path), seed=seed, log=log)
@@ -95,6 +101,18 @@ def run_demo(out: str | Path = "sonotype-demo", *, seed: int = 0, quick: bool = 
     return {**outputs, "metrics": result["confusion"], "event_metrics": events, "exported": [str(p) for p in exported],
             "clusters": {k: c.n_clusters for k, c in found.clusterings.items()},
             "cluster_agreement": ev.table_rows()}
+
+
+def _region_truth(db: str, region_ids, events) -> list[str]:
+    """Each region's true kind: the call type of the synthetic event it overlaps most, else 'noise'."""
+    with open_store(db) as store:
+        spans = {r.id: (r.region.start_s, r.region.stop_s) for r in store.regions()}
+    out = []
+    for rid in region_ids:
+        a, b = spans[int(rid)]
+        best = max(((min(b, e.end) - max(a, e.start), e.call_type) for e in events), default=(0.0, "noise"))
+        out.append(best[1] if best[0] > 0 else "noise")
+    return out
 
 
 def _call_clips(corpus, items) -> list[Clip]:

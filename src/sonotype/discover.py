@@ -23,6 +23,7 @@ from .cluster import (
     hdbscan,
     kmeans_sequences,
     percentile_threshold,
+    silhouette_cut,
 )
 from .dtw import dtw_distance, dtw_matrix, knn_graph
 from .errors import ConfigError, DataError
@@ -43,11 +44,14 @@ ALGORITHMS = ("agglomerative", "kmeans", "hdbscan")
 @dataclass(frozen=True)
 class DiscoverConfig:
     """How regions are clustered and mapped (defaults follow the original: average linkage cut at
-    the 45th distance percentile, k-means with 24 clusters)."""
+    the 45th distance percentile, k-means with 24 clusters). ``cut="silhouette"`` picks the cluster
+    count with the best mean silhouette instead (all-pairs route only; the kNN-graph route always cuts
+    at the percentile)."""
 
     algorithms: tuple[str, ...] = ("agglomerative", "kmeans")
+    cut: str = "percentile"             # agglomerative cut: "percentile" (the original's) or "silhouette"
     percentile: float = 45.0
-    n_clusters: int | None = None       # agglomerative: a cluster count instead of the percentile cut
+    n_clusters: int | None = None       # agglomerative: a cluster count instead of either cut
     k: int = 24                         # k-means clusters (clipped to the number of windows)
     min_cluster_size: int = 5           # HDBSCAN
     band: float | int | None = None     # DTW Sakoe-Chiba band (None: (n + m) / 4)
@@ -66,6 +70,8 @@ class DiscoverConfig:
             raise ConfigError(f"unknown clustering algorithm(s) {bad}; expected some of {ALGORITHMS}")
         if self.scaling not in SCALINGS:
             raise ConfigError(f"unknown scaling {self.scaling!r}; expected one of {SCALINGS}")
+        if self.cut not in ("silhouette", "percentile"):
+            raise ConfigError(f"unknown cut {self.cut!r}; expected 'silhouette' or 'percentile'")
         bad = [m for m in self.maps if m not in METHODS]
         if bad:
             raise ConfigError(f"unknown map method(s) {bad}; expected some of {METHODS}")
@@ -109,8 +115,9 @@ def discover(store: Store, run_id: int, model: LoadedModel, *, config: DiscoverC
     if n <= config.max_full:
         dist = dtw_matrix(seqs, band=config.band, progress=progress)
         if "agglomerative" in config.algorithms:
-            clusterings["agglomerative"] = agglomerative(dist, n_clusters=config.n_clusters,
-                                                         percentile=config.percentile)
+            clusterings["agglomerative"] = (
+                silhouette_cut(dist) if config.cut == "silhouette" and config.n_clusters is None
+                else agglomerative(dist, n_clusters=config.n_clusters, percentile=config.percentile))
         if "hdbscan" in config.algorithms:
             clusterings["hdbscan"] = hdbscan(dist, min_cluster_size=min(config.min_cluster_size, n))
     else:
