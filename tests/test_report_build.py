@@ -89,3 +89,14 @@ def test_cli_report_from_a_checkpoint_alone(tmp_path):
     assert main(["report", "--model", str(model), "--out", str(tmp_path / "r")]) == 0
     [folder] = (tmp_path / "r").iterdir()
     assert (folder / "README.md").is_file() and (folder / "figures" / "filters.png").is_file()
+
+
+def test_zoom_box_frames_the_densest_spot():
+    from sonotype.report.build import _zoom_box
+    rng = np.random.default_rng(0)
+    coords = np.vstack([rng.normal(size=(5, 2)) * 5 + [50, 50], rng.normal(size=(30, 2)) * 0.2 + [-40, 10],
+                        [[-60, -60], [60, 60]]])
+    x0, x1, y0, y1 = _zoom_box(coords)
+    inside = (coords[:, 0] >= x0) & (coords[:, 0] <= x1) & (coords[:, 1] >= y0) & (coords[:, 1] <= y1)
+    assert inside[5:35].all() and not inside[:5].any()
+    assert _zoom_box(coords[:7]) is None

@@ -113,13 +113,16 @@ def _catalog_figures(ev: ClusterEval, folder: Path, options: ReportOptions) -> d
     return figs
 
 
-def _zoom_box(coords: np.ndarray) -> tuple[float, float, float, float] | None:
-    """A box around the densest quarter of the map (the neighbourhood of the median point)."""
+def _zoom_box(coords: np.ndarray, *, share: float = 0.12, candidates: int = 2000) -> tuple[float, float, float, float] | None:
+    """A box ``share`` of the map's extent wide around its densest spot (the point with the most
+    others inside such a box; ties: the first). None for maps of fewer than 8 points."""
     if coords.shape[0] < 8:
         return None
-    centre = np.median(coords, axis=0)
-    r = np.quantile(np.abs(coords - centre), 0.25, axis=0) + 1e-9
-    return (float(centre[0] - r[0]), float(centre[0] + r[0]), float(centre[1] - r[1]), float(centre[1] + r[1]))
+    half = share * np.ptp(coords, axis=0) / 2 + 1e-9
+    pick = coords[:: max(1, coords.shape[0] // candidates)]
+    counts = [(np.abs(coords - c) <= half).all(axis=1).sum() for c in pick]
+    cx, cy = pick[int(np.argmax(counts))]
+    return (float(cx - half[0]), float(cx + half[0]), float(cy - half[1]), float(cy + half[1]))
 
 
 def _run_figures(store: Store, run_id: int, model: LoadedModel, folder: Path, options: ReportOptions,
@@ -151,7 +154,8 @@ def _run_figures(store: Store, run_id: int, model: LoadedModel, folder: Path, op
                 zoom = _zoom_box(coords)
                 embedding_map_figure(coords, thumbs, labels, stem, max_thumbnails=options.max_thumbnails,
                                      seed=options.seed, zoom=zoom,
-                                     title=f"Run {run_id} regions, {method}; frames: {options.algorithm} clusters")
+                                     title=f"Run {run_id} regions, {method}; frames: {options.algorithm} clusters "
+                                           f"(sequences of {params.get('encoder', '?')})")
                 figs[f"Embedding map: detected regions ({method})"] = f"figures/regions-map-{method}.png"
                 if zoom is not None:
                     figs[f"Embedding map: detected regions ({method}), zoom"] = f"figures/regions-map-{method}-zoom.png"
