@@ -49,6 +49,11 @@ def test_train_skips_a_corrupt_file_and_names_it(tmp_path, capsys):
     assert rc == 0
     assert "broken.wav" in out and "empty.wav" in out and "skipped" in out
     assert (tmp_path / "e.pt").exists()
+    # every trained model gets its report folder beside the checkpoint: weights, config, figures, report
+    [folder] = (tmp_path / "reports").iterdir()
+    assert folder.name.startswith("e.best@") or folder.name.startswith("e@")
+    for name in ("model.pt", "config.json", "README.md", "report.html", "figures/training-curve.png"):
+        assert (folder / name).is_file(), name
 
 
 @pytest.mark.parametrize("content,problem", [

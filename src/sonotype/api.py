@@ -39,7 +39,8 @@ def train(paths: Sequence[str | Path], *, out: str | Path, preset: str = "dolphi
           lr: float = 1e-3, seed: int = 0, val_fraction: float = 0.1, batch_norm: bool = False,
           resume: str | Path | None = None, cache_dir: str | Path | None = None, threads: int | None = None,
           device: str = "auto", max_windows_per_epoch: int | None = None, progress: bool = True,
-          log: Callable[[str], None] = print) -> dict:
+          report_dir: str | Path | None = None, log: Callable[[str], None] = print) -> dict:
+    """Self-supervised encoder training; ``report_dir``: also write the model's report folder there."""
     fe = frontend_for(preset, **(frontend_overrides or {}))
     items = load_items(paths, channel=channel, on_error=_warn_skip(log))
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, val_fraction=val_fraction, seed=seed,
@@ -50,7 +51,24 @@ def train(paths: Sequence[str | Path], *, out: str | Path, preset: str = "dolphi
                        resume=resume, channel=channel, data_note={"preset": preset, "inputs": [str(p) for p in paths]},
                        progress=progress, log=log)
     log(f"encoder checkpoint: {out}")
+    _model_report(out, report_dir, log)
     return ck
+
+
+#: ``report_dir`` value for "a ``reports`` folder beside the checkpoint"
+BESIDE = "beside"
+
+
+def _model_report(checkpoint: str | Path, report_dir: str | Path | None, log: Callable[[str], None]) -> None:
+    """The freshly trained model's report folder (its best checkpoint when there is one)."""
+    if not report_dir:
+        return
+    if report_dir == BESIDE:
+        report_dir = Path(checkpoint).parent / "reports"
+    from .report.build import build_model_report
+    from .train import best_path
+    best = best_path(checkpoint)
+    build_model_report(load_model(best if Path(best).is_file() else checkpoint), report_dir, log=log)
 
 
 def _rule(negative_patterns, negative_dirs) -> LabelRule:
@@ -63,7 +81,9 @@ def train_detector(paths: Sequence[str | Path], *, encoder: str | Path, out: str
                    min_overlap: float = 0.5, epochs: int = 64, lr: float = 1e-3, hidden: int = 0, seed: int = 0,
                    val_fraction: float = 0.25, val_split: str = "auto", target_precision: float | None = None,
                    stride: int | None = None, finetune: bool = False, encoder_lr: float = 1e-4,
-                   cache_dir: str | Path | None = None, threads: int | None = None, progress: bool = True, log: Callable[[str], None] = print) -> dict:
+                   cache_dir: str | Path | None = None, threads: int | None = None, progress: bool = True,
+                   report_dir: str | Path | None = None, log: Callable[[str], None] = print) -> dict:
+    """Detector training on a frozen (or fine-tuned) encoder; ``report_dir``: also write its report folder."""
     items = load_items(paths, channel=channel, annotations=annotations,
                        rule=None if annotations else _rule(negative_patterns, negative_dirs),
                        on_error=_warn_skip(log))
@@ -74,6 +94,7 @@ def train_detector(paths: Sequence[str | Path], *, encoder: str | Path, out: str
                          data_note={"inputs": [str(p) for p in paths],
                                     "annotations": str(annotations) if annotations else None})
     log(f"detector checkpoint: {out}")
+    _model_report(out, report_dir, log)
     return ck
 
 

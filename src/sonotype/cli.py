@@ -47,6 +47,12 @@ def _cluster_args(p: argparse.ArgumentParser) -> None:
                    help="frames between the windows of a sequence (default 4; 0: the detector's own windows)")
 
 
+def _report_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--report-dir", dest="report_dir", default="beside",
+                   help="write the model's report folder (weights, config, figures, README.md, report.html) "
+                        "under this folder, as <version>/ (default: reports/ beside --out; '' for none)")
+
+
 def _channel(v):
     return None if v in (None, "auto") else int(v)
 
@@ -56,7 +62,7 @@ def cmd_train(a) -> int:
     train(a.paths, out=a.out, preset=a.preset, frontend_overrides=_fe(a), channel=_channel(a.channel),
           epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, seed=a.seed, val_fraction=a.val_fraction,
           batch_norm=a.batch_norm, resume=a.resume, cache_dir=a.cache_dir, threads=a.threads, device=a.device,
-          max_windows_per_epoch=a.max_windows, progress=not a.quiet)
+          max_windows_per_epoch=a.max_windows, progress=not a.quiet, report_dir=a.report_dir or None)
     return 0
 
 
@@ -66,8 +72,7 @@ def cmd_train_detector(a) -> int:
                    negative_patterns=a.negative_patterns, negative_dirs=a.negative_dirs, min_overlap=a.min_overlap,
                    epochs=a.epochs, lr=a.lr, hidden=a.hidden, seed=a.seed, val_fraction=a.val_fraction,
                    val_split=a.val_split, target_precision=a.target_precision, stride=a.stride, finetune=a.finetune, encoder_lr=a.encoder_lr,
-                   cache_dir=a.cache_dir, threads=a.threads,
-                   progress=not a.quiet)
+                   cache_dir=a.cache_dir, threads=a.threads, progress=not a.quiet, report_dir=a.report_dir or None)
     return 0
 
 
@@ -185,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", dest="cache_dir", help="where spectrogram frames are cached (default: beside --out)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--threads", type=int)
+    _report_arg(p)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_train)
 
@@ -208,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target-precision", type=float, dest="target_precision",
                    help="choose the threshold with the most recall at this validation precision (default: max F1)")
     p.add_argument("--threads", type=int)
+    _report_arg(p)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_train_detector)
 
