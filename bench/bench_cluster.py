@@ -37,6 +37,7 @@ from sonotype.cluster import (
     hdbscan,
     kmeans_sequences,
     percentile_threshold,
+    silhouette_cut,
 )
 from sonotype.dtw import dtw_distance, dtw_matrix, knn_graph
 
@@ -69,9 +70,12 @@ def one_size(n: int, args, rate: float | None) -> float | None:
         rate = pairs / t_mat
         agg, t_agg = timed(lambda: agglomerative(dist, percentile=45))
         hdb, t_hdb = timed(lambda: hdbscan(dist, min_cluster_size=5))
+        sil, t_sil = timed(lambda: silhouette_cut(dist))
         print(f"| {n:,} | all pairs: DTW matrix | {t_mat:.1f} | | | {pairs:,} pairs, {rate:,.0f} pairs/s |")
         print(f"| {n:,} | all pairs: + average linkage | {t_mat + t_agg:.1f} | {agg.n_clusters} | "
               f"{ari(truth, agg.labels):.3f} | linkage {t_agg:.1f} s |")
+        print(f"| {n:,} | all pairs: + average linkage, silhouette-best k | {t_mat + t_sil:.1f} | {sil.n_clusters} | "
+              f"{ari(truth, sil.labels):.3f} | cut search {t_sil:.1f} s |")
         print(f"| {n:,} | all pairs: + HDBSCAN | {t_mat + t_hdb:.1f} | {hdb.n_clusters} | "
               f"{ari(truth, hdb.labels):.3f} | HDBSCAN {t_hdb:.1f} s, {int((hdb.labels < 0).sum())} unassigned |")
     else:
