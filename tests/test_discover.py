@@ -8,6 +8,7 @@ from helpers import placeholder_model, tone_with_gaps
 
 from sonotype.batch import detect_many, model_version
 from sonotype.checkpoint import load_model
+from sonotype.cli import main as cli_main
 from sonotype.discover import DiscoverConfig, discover
 from sonotype.dtw import dtw_distance
 from sonotype.embed import file_embeddings, file_scores
@@ -150,3 +151,18 @@ def test_sequence_index_candidates_come_from_mean_embeddings():
     assert len(hits) == 5 and all((rid - 100) % 2 == 0 for rid, _ in hits)
     with pytest.raises(ConfigError):
         ix.similar(seqs[0], k=0)
+
+
+def test_cli_cluster_and_search(detected, tmp_path, capsys):
+    url, model_path, _ = detected
+    assert cli_main(["cluster", "--db", url, "--quiet"]) == 0  # the defaults: the run's own model, both maps
+    with open_store(url) as s:
+        run = s.regions()[0].run_id
+        assert {"agglomerative", "kmeans"} <= {c["algorithm"] for c in s.clusterings(run)}
+        assert s.map_points(run_id=run, method="umap")
+        rid = s.regions(run_id=run)[0].id
+    assert cli_main(["search", str(rid), "--db", url, "--k", "2"]) == 0
+    assert capsys.readouterr().out.count("DTW") == 2
+    empty = f"sqlite:///{tmp_path / 'empty.db'}"
+    assert cli_main(["cluster", "--db", empty, "--quiet"]) == 2
+    assert "no finished detection run" in capsys.readouterr().err

@@ -114,9 +114,9 @@ def _meta(v: str) -> tuple[str, str]:
 def cmd_cluster(a) -> int:
     from .api import cluster
     from .discover import DiscoverConfig
-    cfg = DiscoverConfig(algorithms=tuple(a.algorithms), cut=a.cut, percentile=a.percentile, n_clusters=a.n_clusters,
-                         k=a.k,
-                         min_cluster_size=a.min_cluster_size, band=a.band, scaling=a.scaling, maps=tuple(a.maps),
+    lists = {k: tuple(v) for k, v in (("algorithms", a.algorithms), ("maps", a.maps)) if v}  # else the defaults
+    cfg = DiscoverConfig(**lists, cut=a.cut, percentile=a.percentile, n_clusters=a.n_clusters, k=a.k,
+                         min_cluster_size=a.min_cluster_size, band=a.band, scaling=a.scaling,
                          max_full=a.max_full, seed=a.seed, stride=a.stride or None)
     cluster(db=a.db, run=a.run, model=a.model, config=cfg, progress=not a.quiet)
     return 0
