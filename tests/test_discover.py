@@ -154,7 +154,7 @@ def test_sequence_index_candidates_come_from_mean_embeddings():
 
 
 def test_cli_cluster_and_search(detected, tmp_path, capsys):
-    url, model_path, _ = detected
+    url = detected[0]
     assert cli_main(["cluster", "--db", url, "--quiet"]) == 0  # the defaults: the run's own model, both maps
     with open_store(url) as s:
         run = s.regions()[0].run_id
