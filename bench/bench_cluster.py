@@ -5,9 +5,9 @@ For each N (default 1,000 and 10,000; lengths 20-60 windows, D=128, ``--protos``
 
 * ``all pairs``: DTW matrix -> average linkage at the 45th percentile (scipy) -> HDBSCAN;
   run where the matrix is affordable (``--full-limit`` s, extrapolated), else estimated.
-* ``kNN graph`` (what `cluster` uses above ``max_full`` regions): threshold from the DTW of
-  20,000 random pairs -> k-nearest-neighbour DTW graph (k=10, 50 mean-embedding candidates) ->
-  average linkage on the graph.
+* ``kNN graph``: ``sonotype.discover.graph_clustering``, what `cluster` uses above ``max_full``
+  regions (threshold from the DTW of 20,000 random pairs -> k-nearest-neighbour DTW graph, k=10,
+  50 mean-embedding candidates -> average linkage on the graph).
 * ``k-means`` on all window embeddings (k=24), each sequence by majority vote.
 
 Each row gives the wall time, the clusters found and their ARI against the true types, so the
@@ -31,31 +31,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_dtw import clustered
 
 from sonotype.agreement import ari
-from sonotype.cluster import (
-    agglomerative,
-    graph_agglomerative,
-    hdbscan,
-    kmeans_sequences,
-    percentile_threshold,
-    silhouette_cut,
-)
-from sonotype.dtw import dtw_distance, dtw_matrix, knn_graph
+from sonotype.cluster import agglomerative, hdbscan, kmeans_sequences, silhouette_cut
+from sonotype.discover import DiscoverConfig, graph_clustering
+from sonotype.dtw import dtw_distance, dtw_matrix
 
 
 def timed(f):
     t = time.perf_counter()
     out = f()
     return out, time.perf_counter() - t
-
-
-def graph_route(seqs: list[np.ndarray], rng: np.random.Generator):
-    """Threshold from 20,000 random pairs, kNN DTW graph, average linkage on the graph."""
-    n = len(seqs)
-    a, b = rng.integers(0, n, 20000), rng.integers(0, n, 20000)
-    keep = a != b
-    t = percentile_threshold([dtw_distance(seqs[i], seqs[j]) for i, j in zip(a[keep], b[keep])], 45)
-    nbr, d = knn_graph(seqs, 10, candidates=50)
-    return graph_agglomerative(n, np.repeat(np.arange(n), 10), nbr.ravel(), d.ravel(), threshold=t)
 
 
 def one_size(n: int, args, rate: float | None) -> float | None:
@@ -80,7 +64,7 @@ def one_size(n: int, args, rate: float | None) -> float | None:
               f"{ari(truth, hdb.labels):.3f} | HDBSCAN {t_hdb:.1f} s, {int((hdb.labels < 0).sum())} unassigned |")
     else:
         print(f"| {n:,} | all pairs | not run | | | {pairs:,} pairs: estimated {est:,.0f} s at {rate:,.0f} pairs/s |")
-    g, t_g = timed(lambda: graph_route(seqs, rng))
+    g, t_g = timed(lambda: graph_clustering(seqs, DiscoverConfig(seed=args.seed)))
     ratio = f"; {est / t_g:,.0f}x faster than the all-pairs DTW alone" if est and est >= args.full_limit else ""
     print(f"| {n:,} | kNN graph + graph linkage | {t_g:.1f} | {g.n_clusters} | {ari(truth, g.labels):.3f} | "
           f"k=10, 50 candidates{ratio} |")

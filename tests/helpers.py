@@ -40,3 +40,21 @@ def placeholder_model(path: Path, *, frontend: FrontEnd = PRESETS["dolphin"], se
         "encoder": enc.state_dict(), "predictor": {},
         "detector": {"head": head.state_dict(), "dropout": 0.5, "hidden": 0, "threshold": threshold,
                      "config": {}, "train_files": [], "val_files": []}})
+
+
+def detected_store(folder: Path, *, files: int) -> tuple[str, Path, list[Path]]:
+    """A SQLite store (``folder/r.db``) of regions the placeholder model detects in ``files`` synthetic
+    8-s recordings with three FM calls each, at a threshold of the first file's median score.
+    Returns ``(url, model path, wavs)``."""
+    from sonotype.batch import detect_many
+    from sonotype.checkpoint import load_model
+    from sonotype.embed import file_scores
+    from sonotype.regions import RegionRule
+    model = placeholder_model(folder / "placeholder.pt")
+    wavs = [tone_with_gaps(folder / f"r{i}.wav", seconds=8, seed=i, calls=((1.0, 2.0), (3.0, 3.6), (5.0, 6.5)))
+            for i in range(files)]
+    thr = float(np.median(file_scores(load_model(model), wavs[0], channel=0, sample_rate=48000)))
+    url = f"sqlite:///{folder / 'r.db'}"
+    detect_many(wavs, model=model, db=url, rule=RegionRule(threshold=thr, merge_gap=0.05), progress=False,
+                log=lambda s: None)
+    return url, model, wavs

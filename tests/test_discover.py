@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import placeholder_model, tone_with_gaps
+from helpers import detected_store
 
-from sonotype.batch import detect_many, model_version
+from sonotype.batch import model_version
 from sonotype.checkpoint import load_model
 from sonotype.cli import main as cli_main
 from sonotype.discover import DiscoverConfig, discover
 from sonotype.dtw import dtw_distance
-from sonotype.embed import file_embeddings, file_scores
+from sonotype.embed import file_embeddings
 from sonotype.errors import ConfigError, DataError
-from sonotype.regions import RegionRule
 from sonotype.search import SequenceIndex, similar_regions
 from sonotype.sequences import region_sequences, scale_sequences, sequence_key
 from sonotype.store import open_store
@@ -22,16 +21,7 @@ from sonotype.store import open_store
 @pytest.fixture(scope="module")
 def detected(tmp_path_factory):
     """A SQLite store with regions detected by the placeholder model in three synthetic files."""
-    d = tmp_path_factory.mktemp("disc")
-    model = placeholder_model(d / "placeholder.pt")
-    wavs = [tone_with_gaps(d / f"r{i}.wav", seconds=8, seed=i, calls=((1.0, 2.0), (3.0, 3.6), (5.0, 6.5)))
-            for i in range(3)]
-    m = load_model(model)
-    thr = float(np.median(file_scores(m, wavs[0], channel=0, sample_rate=48000)))
-    url = f"sqlite:///{d / 'r.db'}"
-    detect_many(wavs, model=model, db=url, rule=RegionRule(threshold=thr, merge_gap=0.05), progress=False,
-                log=lambda s: None)
-    return url, model, wavs
+    return detected_store(tmp_path_factory.mktemp("disc"), files=3)
 
 
 def test_region_sequences_are_the_detectors_own_windows_and_are_stored_once(detected, monkeypatch):

@@ -168,3 +168,14 @@ def test_bad_pairs_and_config():
         knn_graph(seqs, 3)
     with pytest.raises(ConfigError, match="candidates=1"):
         knn_graph(seqs, 2, candidates=1)
+
+
+def test_dtw_pairs_equals_pair_by_pair_distances():
+    from sonotype.dtw import dtw_pairs
+    rng = np.random.default_rng(7)
+    seqs = [rng.normal(size=(int(rng.integers(1, 30)), 5)) for _ in range(9)]
+    ii, jj = rng.integers(0, 9, 40), rng.integers(0, 9, 40)
+    got = dtw_pairs(seqs, ii, jj, band=0.5)
+    assert np.allclose(got, [dtw_distance(seqs[i], seqs[j], band=0.5) for i, j in zip(ii, jj)])
+    with pytest.raises(ConfigError, match="pair indices"):
+        dtw_pairs(seqs, [0, 9], [1, 2])

@@ -7,16 +7,14 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
-from helpers import placeholder_model, tone_with_gaps
+from helpers import detected_store, placeholder_model, tone_with_gaps
 from PIL import Image
 
-from sonotype.batch import detect_many, model_version
+from sonotype.batch import model_version
 from sonotype.checkpoint import load_model
 from sonotype.cli import main
 from sonotype.discover import DiscoverConfig, discover
-from sonotype.embed import file_scores
 from sonotype.features import PRESETS, spectrogram
-from sonotype.regions import RegionRule
 from sonotype.report.build import ReportOptions, build_model_report, version_folder
 from sonotype.sequences import overview_spectrogram
 from sonotype.store import open_store
@@ -24,18 +22,10 @@ from sonotype.store import open_store
 
 @pytest.fixture(scope="module")
 def clustered(tmp_path_factory):
-    d = tmp_path_factory.mktemp("rep")
-    model = placeholder_model(d / "placeholder.pt")
-    wavs = [tone_with_gaps(d / f"r{i}.wav", seconds=8, seed=i, calls=((1.0, 2.0), (3.0, 3.6), (5.0, 6.5)))
-            for i in range(2)]
-    m = load_model(model)
-    thr = float(np.median(file_scores(m, wavs[0], channel=0, sample_rate=48000)))
-    url = f"sqlite:///{d / 'r.db'}"
-    detect_many(wavs, model=model, db=url, rule=RegionRule(threshold=thr, merge_gap=0.05), progress=False,
-                log=lambda s: None)
+    url, model, _ = detected_store(tmp_path_factory.mktemp("rep"), files=2)
     with open_store(url) as s:
         run = s.regions()[0].run_id
-        discover(s, run, m, config=DiscoverConfig(k=3, maps=("tsne",)), log=lambda s: None)
+        discover(s, run, load_model(model), config=DiscoverConfig(k=3, maps=("tsne",)), log=lambda s: None)
     return url, model, run
 
 

@@ -265,11 +265,9 @@ def search(*, db: str, region: int, k: int = 10, log: Callable[[str], None] = pr
     from .store import open_store
     with open_store(db) as store:
         hits = similar_regions(store, region, k=k)
-        rows = {r.id: r for r in store.regions()}
-        paths = {}
         for rid, dist in hits:
-            g = rows[rid]
-            rec = paths.setdefault(g.recording_id, store.recording(g.recording_id).path)
+            g = store.region(rid)
+            rec = store.recording(g.recording_id).path
             log(f"region {rid:>6}  DTW {dist:8.4f}  {rec}  {g.region.start_s:9.2f}-{g.region.stop_s:9.2f} s")
     return hits
 

@@ -66,7 +66,10 @@ def labelled_clips(paths: Sequence[str | Path], *, pattern: str = DEFAULT_LABEL_
     clips, unlabelled = [], []
     for f in find_audio(paths):
         label = table.get(f.name) if table is not None else label_from_name(f, pattern=pattern)
-        (clips if label else unlabelled).append(Clip(str(f), channel, label=label) if label else f)
+        if label:
+            clips.append(Clip(str(f), channel, label=label))
+        else:
+            unlabelled.append(f)
     if unlabelled:
         log(f"{len(unlabelled)} file(s) without a label left out, e.g. {unlabelled[0]}")
     if len(clips) < 3:

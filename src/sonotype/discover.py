@@ -25,7 +25,7 @@ from .cluster import (
     percentile_threshold,
     silhouette_cut,
 )
-from .dtw import dtw_distance, dtw_matrix, knn_graph
+from .dtw import dtw_matrix, dtw_pairs, knn_graph
 from .errors import ConfigError, DataError
 from .maps import METHODS, embedding_map
 from .search import mean_embeddings
@@ -124,7 +124,7 @@ def discover(store: Store, run_id: int, model: LoadedModel, *, config: DiscoverC
         if "hdbscan" in config.algorithms:
             log(f"hdbscan skipped: {n} regions > max_full={config.max_full} (it needs the all-pairs matrix)")
         if "agglomerative" in config.algorithms:
-            clusterings["agglomerative"] = _graph_clustering(seqs, config, progress=progress)
+            clusterings["agglomerative"] = graph_clustering(seqs, config, progress=progress)
     if "kmeans" in config.algorithms:
         total = sum(s.shape[0] for s in seqs)
         clusterings["kmeans"] = kmeans_sequences(seqs, k=min(config.k, total), seed=config.seed)[0]
@@ -142,14 +142,15 @@ def discover(store: Store, run_id: int, model: LoadedModel, *, config: DiscoverC
     return Discovery(run_id, version, ids, seqs, clusterings, maps, dist)
 
 
-def _graph_clustering(seqs: list[np.ndarray], config: DiscoverConfig, *, progress: bool) -> Clustering:
+def graph_clustering(seqs: list[np.ndarray], config: DiscoverConfig, *, progress: bool = False) -> Clustering:
+    """Average linkage on the kNN DTW graph, cut at ``config.percentile`` of the DTW distances of
+    ``config.threshold_sample`` seeded random pairs (the route for more than ``max_full`` regions)."""
     n = len(seqs)
     rng = np.random.default_rng(config.seed)
     m = min(config.threshold_sample, n * (n - 1) // 2)
     a, b = rng.integers(0, n, m), rng.integers(0, n, m)
     keep = a != b
-    sample = np.array([dtw_distance(seqs[i], seqs[j], band=config.band) for i, j in zip(a[keep], b[keep])])
-    threshold = percentile_threshold(sample, config.percentile)
+    threshold = percentile_threshold(dtw_pairs(seqs, a[keep], b[keep], band=config.band), config.percentile)
     nbr, d = knn_graph(seqs, min(config.knn, n - 1), band=config.band, candidates=min(config.candidates, n - 1),
                        progress=progress)
     src = np.repeat(np.arange(n), nbr.shape[1])

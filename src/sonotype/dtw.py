@@ -28,7 +28,7 @@ from numba import njit, prange
 
 from sonotype.errors import ConfigError, DataError
 
-__all__ = ["band_half_width", "dtw_distance", "dtw_matrix", "knn_graph"]
+__all__ = ["band_half_width", "dtw_distance", "dtw_matrix", "dtw_pairs", "knn_graph"]
 
 _MODE_DEFAULT, _MODE_FRACTION, _MODE_FRAMES = 0, 1, 2
 
@@ -181,6 +181,19 @@ def dtw_distance(a: np.ndarray, b: np.ndarray, *, band: float | int | None = Non
     if a.dtype != b.dtype:
         a, b = a.astype(np.float64), b.astype(np.float64)
     return float(_dtw_pair(a, b, mode, value))
+
+
+def dtw_pairs(seqs: list[np.ndarray], ii: np.ndarray, jj: np.ndarray, *, band: float | int | None = None
+              ) -> np.ndarray:
+    """DTW of the listed pairs ``(seqs[ii[p]], seqs[jj[p]])``, in parallel: ``(P,)`` float64."""
+    mode, value = _band_spec(band)
+    data, offsets = _pack(seqs)
+    ii, jj = np.asarray(ii, np.int64), np.asarray(jj, np.int64)
+    n_seq = len(offsets) - 1
+    if ii.shape != jj.shape or ii.ndim != 1 or (ii.size and (min(ii.min(), jj.min()) < 0
+                                                            or max(ii.max(), jj.max()) >= n_seq)):
+        raise ConfigError(f"pair indices must be two 1-d arrays of one length with values in [0, {n_seq})")
+    return _run_pairs(data, offsets, ii, jj, mode, value)
 
 
 def dtw_matrix(seqs: list[np.ndarray], *, band: float | int | None = None, progress: bool = False,

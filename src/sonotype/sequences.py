@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from .batch import model_version
 from .checkpoint import LoadedModel
@@ -195,7 +196,8 @@ def region_sequences(store: Store, run_id: int, model: LoadedModel, *, stride: i
         if r.id not in have:
             todo.setdefault(r.recording_id, []).append(r)
     same_frontend = _run_frontend(store, run_id) == fe
-    bar = _bar(progress, sum(len(v) for v in todo.values()))
+    bar = tqdm(total=sum(len(v) for v in todo.values()), desc="embedding regions", unit="region",
+               disable=not progress)
     for rec_id, regs in todo.items():
         rec = store.recording(rec_id)
         channel = int(rec.channel_used or 0)
@@ -219,21 +221,6 @@ def _run_frontend(store: Store, run_id: int) -> FrontEnd | None:
     run = store.run(run_id)
     fe = (run.settings or {}).get("frontend") if run else None
     return FrontEnd.from_dict(fe) if fe else None
-
-
-class _NoBar:
-    def update(self, n: int = 1) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _bar(progress: bool, total: int):
-    if not progress or total == 0:
-        return _NoBar()
-    from tqdm import tqdm
-    return tqdm(total=total, desc="embedding regions", unit="region")
 
 
 #: how embedding sequences are scaled before DTW (the same for every representation compared)

@@ -143,9 +143,16 @@ def _run_figures(store: Store, run_id: int, model: LoadedModel, folder: Path, op
             rec = recs[g.recording_id]
             return region_clip(g, path=rec.path, channel=int(rec.channel_used or 0))
 
+        cache: dict[int, np.ndarray] = {}
+
+        def thumb(rid: int) -> np.ndarray:  # each region's picture is computed once, when first needed
+            if rid not in cache:
+                cache[rid] = thumbnail(span_frames(clip_of(rid), model.frontend)[0])
+            return cache[rid]
+
+        # the map draws only the thumbnail_subset it picks itself (same call, same seed); the others are unused
         show = set(thumbnail_subset(labels, options.max_thumbnails, seed=options.seed).tolist())
-        thumbs = [thumbnail(span_frames(clip_of(int(rid)), model.frontend)[0]) if i in show else np.zeros((1, 1))
-                  for i, rid in enumerate(ids)]
+        thumbs = [thumb(int(rid)) if i in show else np.zeros((1, 1)) for i, rid in enumerate(ids)]
         for method in ("tsne", "umap"):
             pts = store.map_points(run_id=run_id, method=method)
             if ids.size and all(int(i) in pts for i in ids):
@@ -164,14 +171,13 @@ def _run_figures(store: Store, run_id: int, model: LoadedModel, folder: Path, op
             m = members[c]
             stem = folder / "figures" / f"cluster-{c:02d}"
             sub = m[: options.gallery_items]
-            gallery_figure([thumbs[int(np.searchsorted(ids, i))] if int(np.searchsorted(ids, i)) in show
-                            else thumbnail(span_frames(clip_of(int(i)), model.frontend)[0]) for i in sub], stem,
+            gallery_figure([thumb(int(i)) for i in sub], stem,
                            max_items=options.gallery_items,
                            labels=[f"{Path(recs[regions[int(i)].recording_id].path).stem} "
                                    f"{regions[int(i)].region.start_s:.1f}s" for i in sub],
                            title=f"Cluster {c}: {m.size} regions")
             figs[f"Cluster gallery: cluster {c}"] = f"figures/cluster-{c:02d}.png"
-            spans = [AudioSpan(*_span(clip_of(int(i)))) for i in m[: options.wav_members]]
+            spans = [AudioSpan(k.path, k.channel, k.start, k.stop) for k in map(clip_of, m[: options.wav_members].tolist())]
             join_spans(spans, folder / "clusters" / f"cluster-{c:02d}.wav")
         notes.append(f"Per-cluster audio (members joined by 0.1 s of silence): clusters/cluster-NN.wav, "
                      f"{min(len(members), options.max_clusters)} cluster(s) of run {run_id} "
@@ -186,7 +192,3 @@ def _run_figures(store: Store, run_id: int, model: LoadedModel, folder: Path, op
                                   title=f"{Path(rec.path).name}: {len(shade)} detected regions")
         figs[f"Recording overview: {Path(rec.path).name}"] = f"figures/overview-recording-{rec.id}.png"
     return figs, notes
-
-
-def _span(clip) -> tuple[str, int, int, int]:
-    return clip.path, clip.channel, clip.start, clip.stop

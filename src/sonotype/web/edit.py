@@ -82,28 +82,27 @@ def put_region_note(request: Request, region_id: Id, body: S.NoteIn):
     return region_json(g, row)
 
 
-@router.put("/clusterings/{cid}/clusters/{cluster}/name", summary="Name a cluster (a sound type)")
-def put_cluster_name(request: Request, cid: Cid, cluster: Cluster, body: S.NameIn) -> dict:
+def _set_cluster_text(request: Request, cid: str, cluster: int, field: str, value: str | None,
+                      author: str | None) -> dict:
+    """Name (``field`` 'name') or annotate ('note') one cluster of a clustering."""
     ctx = ctx_of(request)
     c = clustering_or_404(ctx, cid)
+    setter = ctx.store.set_cluster_name if field == "name" else ctx.store.set_cluster_note
     try:
-        row = ctx.store.set_cluster_name(c["run_id"], c["algorithm"], c["params"], cluster, body.name,
-                                         author=_author(body.author))
+        row = setter(c["run_id"], c["algorithm"], c["params"], cluster, value, author=_author(author))
     except (ConfigError, StoreError) as e:
         raise _refused(e) from None
     return {"cluster": row.cluster, "name": row.name, "note": row.note, "author": row.author, "at": row.at}
+
+
+@router.put("/clusterings/{cid}/clusters/{cluster}/name", summary="Name a cluster (a sound type)")
+def put_cluster_name(request: Request, cid: Cid, cluster: Cluster, body: S.NameIn) -> dict:
+    return _set_cluster_text(request, cid, cluster, "name", body.name, body.author)
 
 
 @router.put("/clusterings/{cid}/clusters/{cluster}/note", summary="Attach a free-text note to a cluster")
 def put_cluster_note(request: Request, cid: Cid, cluster: Cluster, body: S.NoteIn) -> dict:
-    ctx = ctx_of(request)
-    c = clustering_or_404(ctx, cid)
-    try:
-        row = ctx.store.set_cluster_note(c["run_id"], c["algorithm"], c["params"], cluster, body.note,
-                                         author=_author(body.author))
-    except (ConfigError, StoreError) as e:
-        raise _refused(e) from None
-    return {"cluster": row.cluster, "name": row.name, "note": row.note, "author": row.author, "at": row.at}
+    return _set_cluster_text(request, cid, cluster, "note", body.note, body.author)
 
 
 @router.post("/clusterings/{cid}/merge", response_model=S.MergeOut,
