@@ -122,16 +122,18 @@ def test_foreign_keys_enforced(store):
 def test_add_recording_is_idempotent(store):
     a = rec(store, metadata={"site": "north"})
     assert rec(store, metadata={"site": "other"}) == a  # same (hash, path): the existing row
-    b = rec(store, path="copy/a.wav")  # same bytes elsewhere: a new row
+    b = rec(store, path="copy/a.wav")  # same bytes elsewhere: the same recording, both paths remembered
     c = rec(store, h="0" * 64)
-    assert len({a, b, c}) == 3
+    assert b == a and len({a, c}) == 2
+    assert store.recording(a).paths == ("a.wav", "copy/a.wav")
+    assert store.recording_by_path("copy/a.wav").id == a and store.recording_by_path("b.wav") is None
     r = store.recording(a)
     assert (r.path, r.content_hash, r.sample_rate, r.channels, r.frames, r.channel_used, r.format) == (
         "a.wav", "h" * 64, 48000.0, 2, 480000, 1, "WAV")
     assert r.duration_s == 10.0 and r.metadata == {"site": "north"} and r.site == "north"
     assert store.find_recording_by_hash("h" * 64).id == a
     assert store.find_recording_by_hash("nope") is None and store.recording(12345) is None
-    assert [x.id for x in store.recordings()] == [a, b, c]
+    assert [x.id for x in store.recordings()] == [a, c]
 
 
 def test_metadata_filters(store):
@@ -187,7 +189,7 @@ def test_models_and_runs_are_idempotent(store):
 
 def test_save_result_replaces_and_marks_done(store):
     rid, (_, run) = rec(store), model_run(store)
-    other = rec(store, path="b.wav")
+    other = rec(store, path="b.wav", h="b" * 64)
     assert not store.is_processed(rid, run)
     first = regions_of(5, seed=1)
     assert store.save_result(rid, run, first, n_windows=100, seconds=2.5) == 5
@@ -285,6 +287,7 @@ def test_failures(store):
     assert (s["done"], s["failed"], s["failures"], s["unopenable"], s["regions"]) == (1, 1, 3, 1, 2)
     store.save_result(broken, run, regions_of(1), n_windows=1, seconds=1)  # a retry that works
     assert store.is_processed(broken, run) and store.failures(run_id=9999) == []
+    assert [f.path for f in store.failures(run)] == ["/x/unreadable.wav", "a.wav"]  # its failure row is gone
 
 
 def test_injection_strings_round_trip_verbatim(store):

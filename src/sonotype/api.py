@@ -82,11 +82,14 @@ def train_detector(paths: Sequence[str | Path], *, encoder: str | Path, out: str
                    val_fraction: float = 0.25, val_split: str = "auto", target_precision: float | None = None,
                    stride: int | None = None, finetune: bool = False, encoder_lr: float = 1e-4,
                    cache_dir: str | Path | None = None, threads: int | None = None, progress: bool = True,
-                   report_dir: str | Path | None = None, log: Callable[[str], None] = print) -> dict:
-    """Detector training on a frozen (or fine-tuned) encoder; ``report_dir``: also write its report folder."""
+                   report_dir: str | Path | None = None, allow_unmatched: bool = False,
+                   log: Callable[[str], None] = print) -> dict:
+    """Detector training on a frozen (or fine-tuned) encoder; ``report_dir``: also write its report folder.
+
+    Every file name of ``annotations`` must match an input file, unless ``allow_unmatched``."""
     items = load_items(paths, channel=channel, annotations=annotations,
                        rule=None if annotations else _rule(negative_patterns, negative_dirs),
-                       on_error=_warn_skip(log))
+                       on_error=_warn_skip(log), allow_unmatched=allow_unmatched, log=log)
     cfg = DetectorConfig(epochs=epochs, lr=lr, hidden=hidden, seed=seed, val_fraction=val_fraction,
                          val_split=val_split, min_overlap=min_overlap, target_precision=target_precision,
                          stride=stride, finetune=finetune, encoder_lr=encoder_lr, threads=threads)
@@ -101,11 +104,11 @@ def train_detector(paths: Sequence[str | Path], *, encoder: str | Path, out: str
 def evaluate(paths: Sequence[str | Path], *, model: str | Path, channel=None, annotations: str | Path | None = None,
              negative_patterns=None, negative_dirs=None, min_overlap: float | None = None,
              threshold: float | None = None, json_out: str | Path | None = None, progress: bool = True,
-             log: Callable[[str], None] = print) -> dict:
+             allow_unmatched: bool = False, log: Callable[[str], None] = print) -> dict:
     m = load_model(model, kind="detector")
     items = load_items(paths, channel=channel, annotations=annotations,
                        rule=None if annotations else _rule(negative_patterns, negative_dirs),
-                       on_error=_warn_skip(log))
+                       on_error=_warn_skip(log), allow_unmatched=allow_unmatched, log=log)
     result = evaluate_detector(m, items, threshold=threshold, min_overlap=min_overlap, progress=progress)
     log(format_report(result))
     if json_out:
@@ -147,15 +150,19 @@ def latest_run(store, run: int | None) -> int:
 
 
 def _run_records(store, run: int | None):
-    """(run id, recordings by id, RegionRecords) of a run (default: the latest run with results)."""
+    """(run id, recordings by id, RegionRecords by recording id) of a run (default: the latest run with
+    results). Grouped by recording id, never by path or name: two recordings may share either."""
     from .export import RegionRecord
     run = latest_run(store, run)
     r = store.run(run)
     fe = r.settings.get("frontend", {})
     recs = {p.recording_id: store.recording(p.recording_id) for p in store.processed(run_id=run, status="done")}
-    records = [RegionRecord(recs[g.recording_id].path, g.region, g.id, low_hz=fe.get("fmin"),
-                            high_hz=fe.get("fmax")) for g in store.regions(run_id=run) if g.recording_id in recs]
-    return run, recs, records
+    by_rec: dict[int, list] = {rid: [] for rid in recs}
+    for g in store.regions(run_id=run):
+        if g.recording_id in recs:
+            by_rec[g.recording_id].append(RegionRecord(recs[g.recording_id].path, g.region, g.id,
+                                                       low_hz=fe.get("fmin"), high_hz=fe.get("fmax")))
+    return run, recs, by_rec
 
 
 def export(*, db: str, out: str | Path, fmt: str, run: int | None = None, gap_s: float = 0.1,
@@ -164,14 +171,18 @@ def export(*, db: str, out: str | Path, fmt: str, run: int | None = None, gap_s:
     ``out``; ``csv``/``parquet`` write one table to ``out``."""
     from . import export as ex
     from .store import open_store
-    with open_store(db) as store:
-        run, recs, records = _run_records(store, run)
+    if fmt not in ("raven", "audacity", "wav", "csv", "parquet"):
+        raise ConfigError(f"unknown export format {fmt!r}; expected raven, audacity, csv, parquet or wav")
+    _check_export_out(Path(out), fmt)
+    with open_store(db, read_only=True) as store:
+        run, recs, by_rec = _run_records(store, run)
+    records = [r for rid in sorted(by_rec) for r in by_rec[rid]]
     written: list[Path] = []
     if fmt in ("csv", "parquet"):
         written.append(ex.regions_table(records, Path(out) if Path(out).suffix else Path(out) / f"regions.{fmt}"))
     elif fmt in ("raven", "audacity", "wav"):
         for rec in recs.values():
-            mine = [r for r in records if r.recording == rec.path]
+            mine = by_rec[rec.id]
             stem = Path(out) / f"{Path(rec.path).stem}-r{rec.id}"
             if fmt == "raven":
                 written.append(ex.raven_table(mine, stem.with_suffix(".selections.txt")))
@@ -180,33 +191,66 @@ def export(*, db: str, out: str | Path, fmt: str, run: int | None = None, gap_s:
             elif mine:
                 written.append(ex.nonsilent_audio(rec.path, [r.region for r in mine], stem.with_suffix(".nonsilent.wav"),
                                                   channel=rec.channel_used or 0, gap_s=gap_s))
-    else:
-        raise ConfigError(f"unknown export format {fmt!r}; expected raven, audacity, csv, parquet or wav")
     log(f"run {run}: exported {len(records)} region(s) from {len(recs)} recording(s) to {len(written)} file(s) "
         f"under {out}")
     return written
 
 
+def _check_export_out(out: Path, fmt: str) -> None:
+    """``--out`` must be a folder (raven, audacity, wav) or a table file (csv, parquet) that can be written."""
+    if fmt in ("raven", "audacity", "wav"):
+        if out.exists() and not out.is_dir():
+            raise ConfigError(f"--out {str(out)!r} is an existing file; {fmt} export writes one file per "
+                              "recording into a folder: give a folder (new or existing)")
+        return
+    target = out if out.suffix else out / f"regions.{fmt}"
+    if out.suffix and out.is_dir():
+        raise ConfigError(f"--out {str(out)!r} is an existing folder; give the {fmt} table file to write "
+                          f"(e.g. {str(out / f'regions.{fmt}')!r}) or a folder name without a suffix")
+    if target.suffix.lower() != f".{fmt}":
+        raise ConfigError(f"--out {str(out)!r}: a {fmt} table needs the suffix .{fmt}; got {target.suffix!r}")
+    if any(p.exists() and not p.is_dir() for p in target.parents):
+        raise ConfigError(f"--out {str(out)!r}: a parent of it is an existing file, not a folder; "
+                          "choose another place")
+
+
 def evaluate_events(*, db: str, annotations: str | Path, run: int | None = None, json_out: str | Path | None = None,
-                    log: Callable[[str], None] = print) -> dict:
-    """Event precision/recall/F1 and false alarms per hour of a run's regions against an annotation table."""
-    from .dataset import read_annotations
+                    allow_unmatched: bool = False, log: Callable[[str], None] = print) -> dict:
+    """Event precision/recall/F1 and false alarms per hour of a run's regions against an annotation table.
+
+    Annotation names are matched to the run's recordings by :func:`~sonotype.dataset.match_annotations`
+    (a recording under several paths answers to each). Names that match no recording, and recordings
+    the table does not list, are refused (they would drop events or count every region as a false
+    alarm) unless ``allow_unmatched``: then only the recordings in the table are scored."""
+    from .dataset import check_unmatched, match_annotations, read_annotations
+    from .errors import DataError
     from .events import score_events
     from .store import open_store
-    events = read_annotations(annotations)
-    with open_store(db) as store:
-        run, recs, records = _run_records(store, run)
-    names = {rid: Path(r.path).name for rid, r in recs.items()}
-    durations = {names[rid]: r.duration_s for rid, r in recs.items()}
-    regions: dict[str, list] = {}
-    for r in records:
-        regions.setdefault(Path(r.recording).name, []).append((r.region.start_s, r.region.stop_s))
-    s = score_events(regions, events, durations)
+    events = read_annotations(annotations, keep_paths=True)
+    with open_store(db, read_only=True) as store:
+        run, recs, by_rec = _run_records(store, run)
+    m = match_annotations(events, {rid: r.paths or (r.path,) for rid, r in recs.items()})
+    against = f"the {len(recs)} recording(s) of run {run}"
+    check_unmatched(m.unmatched, table=annotations, total=len(events), against=against, allow=allow_unmatched,
+                    log=log)
+    if m.unannotated:
+        missing = [recs[rid].path for rid in m.unannotated]
+        shown = ", ".join(repr(p) for p in missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+        if not allow_unmatched:
+            raise DataError(f"{len(missing)} of {against} are not in {annotations}: {shown}; scoring them as "
+                            "holding no event would count each of their regions as a false alarm. List them in "
+                            "the table (a row with empty start,end marks a recording without events), or add "
+                            "--allow-unmatched to score only the recordings the table lists")
+        log(f"warning: {len(missing)} recording(s) of run {run} are not in {annotations} and are not scored: {shown}")
+    scored = sorted(m.events)
+    durations = {rid: recs[rid].duration_s for rid in scored}
+    regions = {rid: [(r.region.start_s, r.region.stop_s) for r in by_rec[rid]] for rid in scored}
+    s = score_events(regions, m.events, durations)
     log(f"run {run}: {s.events} annotated event(s) in {len(durations)} recording(s), {s.hours:.2f} h\n"
         f"  event recall {s.recall:.3f} ({s.events_found}/{s.events})   precision {s.precision:.3f} "
         f"({s.regions_matching}/{s.regions} regions)   F1 {s.f1:.3f}   false alarms {s.false_alarms} "
         f"({s.false_alarms_per_hour:.2f} per hour)")
-    result = {"run": run, **s.to_dict(), "recordings": sorted(durations)}
+    result = {"run": run, **s.to_dict(), "recordings": sorted(recs[rid].path for rid in scored)}
     if json_out:
         save_json(result, json_out)
     return result
@@ -231,7 +275,7 @@ def cluster(*, db: str, run: int | None = None, model: str | Path | None = None,
     """Cluster and map a detection run's regions (see :mod:`sonotype.discover`); results go to ``db``."""
     from .discover import DiscoverConfig, discover
     from .store import open_store
-    with open_store(db) as store:
+    with open_store(db, must_exist=True) as store:
         run = latest_run(store, run)
         m = run_model(store, run, model)
         res = discover(store, run, m, config=config or DiscoverConfig(), progress=progress, log=log)
@@ -263,7 +307,7 @@ def search(*, db: str, region: int, k: int = 10, log: Callable[[str], None] = pr
     """The ``k`` stored regions most similar to ``region`` (needs `sonotype cluster` on its run first)."""
     from .search import similar_regions
     from .store import open_store
-    with open_store(db) as store:
+    with open_store(db, read_only=True) as store:
         hits = similar_regions(store, region, k=k)
         for rid, dist in hits:
             g = store.region(rid)
@@ -293,6 +337,6 @@ def report(*, model: str | Path, out: str | Path = "reports", db: str | None = N
     opts = options or ReportOptions()
     if db is None:
         return build_model_report(m, out, evaluation=evaluation, catalog=ev, options=opts, log=log)
-    with open_store(db) as store:
+    with open_store(db, read_only=True) as store:
         return build_model_report(m, out, evaluation=evaluation, catalog=ev, store=store,
                                   run_id=latest_run(store, run), options=opts, log=log)

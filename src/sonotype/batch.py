@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 from tqdm.auto import tqdm
 
 from .checkpoint import LoadedModel, load_model
-from .dataset import find_audio
+from .dataset import canonical_path, find_audio
 from .detect import default_rule, detect_file
 from .errors import DataError, SonotypeError
 from .io import DEFAULT_BLOCK, file_hash, open_recording
@@ -98,11 +98,14 @@ def detect_many(paths: Sequence[str | Path], *, model: str | Path, db: str | Sto
     t0 = time.perf_counter()
     bar = tqdm(files, desc="detect", unit="file", disable=not progress)
     for f in bar:
+        path = canonical_path(f)  # one file, one spelling: kill/x.wav, /abs/kill/x.wav and ./x.wav agree
+        rec_id = None
         try:
             rec = open_recording(f, channel=channel)
             digest = file_hash(f)
             meta = {**(metadata or {}), **per_file.get(Path(f).name, {})}
-            rec_id = store.add_recording(path=str(f), content_hash=digest, sample_rate=rec.sample_rate,
+            # the recording is its bytes: the same content under another path is the same recording
+            rec_id = store.add_recording(path=path, content_hash=digest, sample_rate=rec.sample_rate,
                                          channels=rec.channels, frames=rec.frames, channel_used=rec.channel,
                                          format=rec.format, metadata=meta)
             if store.is_processed(rec_id, summary.run_id):
@@ -111,7 +114,7 @@ def detect_many(paths: Sequence[str | Path], *, model: str | Path, db: str | Sto
             det = detect_file(m, f, rule=rule, recording=rec, batch=batch, block_frames=block_frames)
             store.save_result(rec_id, summary.run_id, det.regions, n_windows=det.n_windows, seconds=det.seconds)
         except (SonotypeError, OSError) as e:
-            store.record_failure(run_id=summary.run_id, path=str(f), error=str(e))
+            store.record_failure(run_id=summary.run_id, path=path, error=str(e), recording_id=rec_id)
             summary.failed.append((str(f), str(e)))
             log(f"failed: {e}")
             continue

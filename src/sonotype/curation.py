@@ -124,7 +124,7 @@ def write_label_table(store: Store, out: str | Path, *, run_id: int | None = Non
 def export_labels(*, db: str, out: str | Path, run_id: int | None = None, only_reviewed: bool = False,
                   log: Callable[[str], None] = print) -> LabelExport:
     """``sonotype export-labels``: open ``db``, write the label table, print what was written."""
-    with open_store(db) as store:
+    with open_store(db, read_only=True) as store:
         result = write_label_table(store, out, run_id=run_id, only_reviewed=only_reviewed)
     log(result.report())
     return result

@@ -13,8 +13,9 @@ import fnmatch
 import glob
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -32,8 +33,25 @@ POSITIVE, NEGATIVE, IGNORE = 1, 0, -1
 def find_audio(paths: Iterable[str | Path], *, extensions: Sequence[str] = AUDIO_EXTENSIONS) -> list[Path]:
     """Expand files, folders (recursive), glob patterns and ``@list.txt`` file lists into audio files.
 
-    The result is sorted and free of duplicates. A path that matches nothing raises :class:`DataError`.
+    The result is sorted and free of duplicates: one file reached under two spellings (``kill/x.wav``,
+    ``/abs/kill/x.wav``, ``./kill/../kill/x.wav``, a symlink) is listed once, under the first spelling
+    met. A path that matches nothing raises :class:`DataError`.
     """
+    found: dict[str, Path] = {}
+    for f in _find_audio(paths, extensions=extensions):
+        found.setdefault(canonical_path(f), f)
+    return sorted(found.values())
+
+
+def canonical_path(path: str | Path) -> str:
+    """The one spelling of a file's path: absolute, normalised, symlinks resolved (where resolvable)."""
+    try:
+        return str(Path(path).resolve())
+    except (OSError, RuntimeError):  # a symlink loop: keep the absolute, normalised spelling
+        return os.path.abspath(path)
+
+
+def _find_audio(paths: Iterable[str | Path], *, extensions: Sequence[str]) -> set[Path]:
     found: set[Path] = set()
     exts = tuple(e.lower() for e in extensions)
     for raw in paths:
@@ -44,8 +62,8 @@ def find_audio(paths: Iterable[str | Path], *, extensions: Sequence[str] = AUDIO
                 raise DataError(f"file list {listing} does not exist; expected a text file with one path per line")
             base = listing.parent
             lines = [ln.strip() for ln in listing.read_text().splitlines()]
-            found.update(find_audio([p if Path(p).is_absolute() else base / p
-                                     for p in lines if _listed(p)], extensions=extensions))
+            found.update(_find_audio([p if Path(p).is_absolute() else base / p
+                                      for p in lines if _listed(p)], extensions=extensions))
             continue
         p = Path(s)
         if p.is_dir():
@@ -57,7 +75,7 @@ def find_audio(paths: Iterable[str | Path], *, extensions: Sequence[str] = AUDIO
                          if Path(m).is_file() and Path(m).suffix.lower() in exts)
         else:
             raise DataError(f"{s}: no such file, folder or glob match; expected audio files or folders of them")
-    return sorted(found)
+    return found
 
 
 def _listed(line: str) -> bool:
@@ -92,9 +110,10 @@ class Event:
     label: str = ""
 
 
-def read_annotations(path: str | Path) -> dict[str, list[Event]]:
+def read_annotations(path: str | Path, *, keep_paths: bool = False) -> dict[str, list[Event]]:
     """Annotation table (CSV/TSV with columns ``filename,start,end`` and optionally ``label``) ->
-    events per file *base name*. Times are seconds from the start of the file; a row with empty
+    events per file *base name* (``keep_paths``: per file name as written, folders kept, for
+    :func:`match_annotations`). Times are seconds from the start of the file; a row with empty
     start and end lists a file that was annotated and holds no event."""
     p = Path(path)
     if not p.is_file():
@@ -113,7 +132,7 @@ def read_annotations(path: str | Path) -> dict[str, list[Event]]:
                         "expected at least filename,start,end (seconds)")
     events: dict[str, list[Event]] = {}
     for n, row in numbered:
-        name = Path(row[cols["filename"]]).name
+        name = _table_name(row[cols["filename"]] or "", keep_paths=keep_paths)
         if not (row[cols["start"]] or "").strip() and not (row[cols["end"]] or "").strip():
             events.setdefault(name, [])  # listed with no times: annotated, holds no event
             continue
@@ -129,6 +148,84 @@ def read_annotations(path: str | Path) -> dict[str, list[Event]]:
     for evs in events.values():
         evs.sort(key=lambda e: e.start)
     return events
+
+
+def _table_name(raw: str, *, keep_paths: bool) -> str:
+    """A file name from an annotation table: folders kept (``/`` separated) or only the base name."""
+    posix = raw.strip().replace("\\", "/")
+    parts = [p for p in PurePosixPath(posix).parts if p != "."]
+    name = str(PurePosixPath(*parts)) if parts else ""
+    return name if keep_paths else PurePosixPath(name).name
+
+
+def _parts(path: str | Path) -> tuple[str, ...]:
+    return tuple(PurePosixPath(str(path).replace("\\", "/")).parts)
+
+
+def _common_tail(a: tuple[str, ...], b: tuple[str, ...]) -> int:
+    n = 0
+    while n < min(len(a), len(b)) and a[-1 - n] == b[-1 - n]:
+        n += 1
+    return n
+
+
+@dataclass(frozen=True)
+class AnnotationMatch:
+    """Which file each name of an annotation table stands for (:func:`match_annotations`)."""
+
+    events: dict  # file key -> its events (sorted), for the files some table name matched
+    names: dict  # table name -> the file key it matched
+    unmatched: tuple[str, ...]  # table names that match no file
+    unannotated: tuple  # file keys that no table name matches
+
+
+def match_annotations(annotations: dict[str, list[Event]], files: dict) -> AnnotationMatch:
+    """Match the names of an annotation table (:func:`read_annotations` with ``keep_paths``) to files.
+
+    ``files`` maps a key (a path, a recording id) to the path(s) of that file. A name matches by its
+    base name when exactly one file has that base name and no other name in the table shares it;
+    otherwise the folders written in the name must single out one file (``site1/0001.wav`` against
+    ``site1/0001.wav`` and ``site2/0001.wav``). Two files that share a base name are never merged:
+    a name that fits both raises :class:`DataError`.
+    """
+    by_base: dict[str, list[tuple[object, list[tuple[str, ...]]]]] = {}
+    for key, paths in files.items():
+        spellings = [paths] if isinstance(paths, (str, Path)) else list(paths)
+        tails = {_parts(p) for p in spellings} | {_parts(canonical_path(p)) for p in spellings}
+        for base in {t[-1] for t in tails if t}:
+            by_base.setdefault(base, []).append((key, [t for t in tails if t and t[-1] == base]))
+    names_per_base: dict[str, int] = {}
+    for name in annotations:
+        names_per_base[PurePosixPath(name).name] = names_per_base.get(PurePosixPath(name).name, 0) + 1
+    events: dict = {}
+    matched: dict = {}
+    unmatched = []
+    for name, evs in annotations.items():
+        base, want = PurePosixPath(name).name, _parts(name)
+        cands = by_base.get(base, [])
+        if len(cands) == 1 and names_per_base[base] == 1:
+            key = cands[0][0]
+        else:
+            score = {k: max(_common_tail(want, t) for t in tails) for k, tails in cands}
+            best = max(score.values(), default=0)
+            top = [k for k, v in score.items() if v == best]
+            if best < 2 or len(top) > 1:
+                if len(cands) > 1 and (best < 2 or len(top) > 1):
+                    shown = sorted(str(files[k] if isinstance(files[k], (str, Path)) else list(files[k])[0])
+                                   for k, _ in cands)
+                    raise DataError(f"annotation file name {name!r} fits {len(cands)} different files "
+                                    f"({', '.join(shown[:4])}); their events would mix: write the folders "
+                                    "that tell them apart in the table's filename column (e.g. "
+                                    f"{'/'.join(_parts(shown[0])[-2:])!r})")
+                unmatched.append(name)
+                continue
+            key = top[0]
+        matched[name] = key
+        events.setdefault(key, []).extend(evs)
+    for evs in events.values():
+        evs.sort(key=lambda e: e.start)
+    unannotated = tuple(k for k in files if k not in events)
+    return AnnotationMatch(events, matched, tuple(unmatched), unannotated)
 
 
 def window_labels(n_windows: int, framing: Framing, events: Sequence[Event], *, min_overlap: float = 0.5) -> np.ndarray:
@@ -175,10 +272,11 @@ def make_items(files: Sequence[Path], *, channel=None, rule: LabelRule | None = 
                annotations: dict[str, list[Event]] | None = None, on_error=None) -> list[Item]:
     """Open each file's header (resolving the channel) and attach labels.
 
-    With ``annotations``, files listed there get their events and every other file gets none
-    (all its windows are negatives). Unreadable files call ``on_error(path, error)`` and are
-    skipped, or raise if ``on_error`` is None.
+    With ``annotations`` (names as :func:`match_annotations` matches them), files listed there get
+    their events and every other file gets none (all its windows are negatives). Unreadable files
+    call ``on_error(path, error)`` and are skipped, or raise if ``on_error`` is None.
     """
+    matched = match_annotations(annotations, {str(f): f for f in files}).events if annotations is not None else {}
     items = []
     for f in files:
         try:
@@ -189,7 +287,7 @@ def make_items(files: Sequence[Path], *, channel=None, rule: LabelRule | None = 
             on_error(f, e)
             continue
         label = rule.label(f) if rule is not None else None
-        events = tuple(annotations.get(Path(f).name, ())) if annotations is not None else None
+        events = tuple(matched.get(str(f), ())) if annotations is not None else None
         items.append(Item(str(f), rec.sample_rate, rec.channel, rec.frames, label, events))
     return items
 
@@ -259,14 +357,45 @@ class FrameCache:
 
 
 def load_items(paths: Iterable[str | Path], *, channel=None, annotations: str | Path | None = None,
-               rule: LabelRule | None = None, on_error=None) -> list[Item]:
-    """``find_audio`` + ``make_items``: labelled items from paths, an optional annotation table or a name rule."""
-    ann = read_annotations(annotations) if annotations else None
-    items = make_items(find_audio(paths), channel=channel, rule=rule, annotations=ann, on_error=on_error)
+               rule: LabelRule | None = None, on_error=None, allow_unmatched: bool = False,
+               log=None) -> list[Item]:
+    """``find_audio`` + ``make_items``: labelled items from paths, an optional annotation table or a name rule.
+
+    Every file name of the annotation table must match one of the files found (else its events
+    would be dropped and that file's calls taught as noise): a name that matches none raises
+    :class:`DataError` naming it, unless ``allow_unmatched`` (then ``log`` is told and the rows are
+    left out). Files found but absent from the table are annotated as holding no event (``log`` lists them).
+    """
+    files = find_audio(paths)
+    ann = read_annotations(annotations, keep_paths=True) if annotations else None
     if ann is not None:
-        names = {Path(it.path).name for it in items}
-        unknown = sorted(set(ann) - names)
-        if unknown and len(unknown) == len(ann):
-            raise DataError(f"none of the {len(ann)} file name(s) in {annotations} is among the given audio "
-                            f"files (e.g. {unknown[0]!r}); pass the folders that hold them")
-    return items
+        m = match_annotations(ann, {str(f): f for f in files})
+        check_unmatched(m.unmatched, table=annotations, total=len(ann), against="the given audio files",
+                        allow=allow_unmatched, log=log)
+        if m.unannotated and log is not None:
+            log(f"warning: {len(m.unannotated)} file(s) are not in {annotations} and count as holding no event "
+                f"(all windows noise): {_listing(m.unannotated)}")
+    return make_items(files, channel=channel, rule=rule, annotations=ann, on_error=on_error)
+
+
+def _listing(names, limit: int = 10) -> str:
+    names = [str(n) for n in names]
+    return ", ".join(repr(n) for n in names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def check_unmatched(unmatched: Sequence[str], *, table, total: int, against: str, allow: bool, log=None) -> None:
+    """Refuse an annotation table with names that match nothing: all of them always, some of them
+    unless ``allow`` (then ``log`` names them)."""
+    if not unmatched:
+        return
+    if len(unmatched) == total:
+        raise DataError(f"none of the {total} file name(s) in {table} matches {against} "
+                        f"({_listing(sorted(unmatched), 5)}); check the filename column, or pass the folders "
+                        "that hold those files")
+    if not allow:
+        raise DataError(f"{len(unmatched)} of the {total} file name(s) in {table} match none of {against}: "
+                        f"{_listing(sorted(unmatched))}; their events would be dropped. Fix the names (or pass "
+                        "the files), or add --allow-unmatched to go on without them")
+    if log is not None:
+        log(f"warning: {len(unmatched)} file name(s) in {table} match none of {against} and are left out: "
+            f"{_listing(sorted(unmatched))}")

@@ -3,17 +3,20 @@ the schema loader and the per-dialect connection settings."""
 
 from __future__ import annotations
 
+import sqlite3
 from importlib import resources
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import bindparam, create_engine, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import StaticPool
 
 from .rows import StoreError
 
 DEFAULT_URL = "sqlite:///sonotype.db"
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"  # 3: one recording per content hash (recording_paths), one failure row per file
 #: the one dialect difference in schema.sql: how the generated ``id`` column is declared
 ID_COLUMN = {
     "sqlite": "id INTEGER PRIMARY KEY",
@@ -33,8 +36,16 @@ INSERT_RECORDING = text(
     "INSERT INTO recordings (path, content_hash, sample_rate, channels, frames, duration_s, channel_used, format, "
     "metadata, encounter, site, rec_date, added_at) VALUES (:path, :content_hash, :sample_rate, :channels, "
     ":frames, :duration_s, :channel_used, :format, :metadata, :encounter, :site, :rec_date, :added_at) "
-    "ON CONFLICT (content_hash, path) DO NOTHING")
-RECORDING_ID = text("SELECT id FROM recordings WHERE content_hash = :content_hash AND path = :path")
+    "ON CONFLICT (content_hash) DO NOTHING")
+RECORDING_ID = text("SELECT id FROM recordings WHERE content_hash = :content_hash")
+INSERT_RECORDING_PATH = text(
+    "INSERT INTO recording_paths (recording_id, path, added_at) VALUES (:recording_id, :path, :added_at) "
+    "ON CONFLICT (recording_id, path) DO NOTHING")
+SELECT_RECORDING_PATHS = text("SELECT path FROM recording_paths WHERE recording_id = :recording_id "
+                              "ORDER BY added_at, path")
+SELECT_PATHS_OF = text("SELECT recording_id, path FROM recording_paths WHERE recording_id IN :ids "
+                       "ORDER BY recording_id, added_at, path").bindparams(bindparam("ids", expanding=True))
+RECORDING_OF_PATH = text("SELECT recording_id FROM recording_paths WHERE path = :path ORDER BY recording_id")
 INSERT_MODEL = text(
     "INSERT INTO models (version, path, kind, config, training_data, metrics, created_at) "
     "VALUES (:version, :path, :kind, :config, :training_data, :metrics, :created_at) "
@@ -57,6 +68,14 @@ UPSERT_PROCESSED = text(
 UPSERT_FAILED = text(UPSERT_PROCESSED.text + " WHERE processed.status <> 'done'")
 INSERT_FAILURE = text("INSERT INTO failures (run_id, recording_id, path, error, at) "
                       "VALUES (:run_id, :recording_id, :path, :error, :at) RETURNING id")
+# one failure row per file and run: an earlier row of the same recording or path goes first
+DELETE_FAILURES_OF_FILE = text(
+    "DELETE FROM failures WHERE run_id = :run_id AND (path = :path OR recording_id = :recording_id)")
+DELETE_FAILURES_OF_PATH_NO_RUN = text("DELETE FROM failures WHERE run_id IS NULL AND path = :path")
+# a success clears the run's failure rows of the recording, under any of its paths
+CLEAR_FAILURES = text(
+    "DELETE FROM failures WHERE run_id = :run_id AND (recording_id = :recording_id OR path IN "
+    "(SELECT path FROM recording_paths WHERE recording_id = :recording_id))")
 DELETE_CLUSTERS = text("DELETE FROM clusters WHERE run_id = :run_id AND algorithm = :algorithm AND params = :params")
 INSERT_CLUSTER = text("INSERT INTO clusters (region_id, run_id, algorithm, params, cluster, created_at) "
                       "VALUES (:region_id, :run_id, :algorithm, :params, :cluster, :created_at)")
@@ -135,19 +154,29 @@ def load_schema(dialect: str) -> list[str]:
     return [s.strip() for s in body.split(";") if s.strip()]
 
 
-def sqlite_engine(url) -> Engine:
-    memory = url.database in (None, "", ":memory:")
+def sqlite_file(url) -> Path | None:
+    """The database file of a SQLite URL; None for an in-memory database."""
+    return None if url.database in (None, "", ":memory:") else Path(url.database)
+
+
+def sqlite_engine(url, *, read_only: bool = False) -> Engine:
+    """``read_only``: the file is opened with SQLite's ``mode=ro`` (nothing can change it, nothing is created)."""
+    memory = sqlite_file(url) is None
     kw: dict[str, Any] = {"connect_args": {"timeout": 30.0, "check_same_thread": False}}
     if memory:
         kw["poolclass"] = StaticPool  # one shared connection, so every call sees the same database
+    elif read_only:
+        uri = f"file:{quote(str(sqlite_file(url).resolve()))}?mode=ro"
+        kw["creator"] = lambda: sqlite3.connect(uri, uri=True, timeout=30.0, check_same_thread=False)
     engine = create_engine(url, **kw)
+    pragmas = ["PRAGMA busy_timeout = 30000", "PRAGMA foreign_keys = ON", "PRAGMA case_sensitive_like = ON"]
+    pragmas += ["PRAGMA query_only = ON"] if read_only else ["PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL"]
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):
         dbapi_conn.isolation_level = None  # the driver issues no BEGIN of its own; _on_begin does
         cur = dbapi_conn.cursor()
-        for pragma in ("PRAGMA busy_timeout = 30000", "PRAGMA foreign_keys = ON", "PRAGMA journal_mode = WAL",
-                       "PRAGMA synchronous = NORMAL", "PRAGMA case_sensitive_like = ON"):
+        for pragma in pragmas:
             cur.execute(pragma)
         cur.close()
 
@@ -155,4 +184,13 @@ def sqlite_engine(url) -> Engine:
     def _on_begin(conn):
         conn.exec_driver_sql(BEGIN[bool(conn.get_execution_options().get("sonotype_write"))])
 
+    return engine
+
+
+def postgresql_engine(url, *, read_only: bool = False) -> Engine:
+    engine = create_engine(url, pool_pre_ping=True)
+    if read_only:
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn):
+            conn.exec_driver_sql("SET TRANSACTION READ ONLY")
     return engine

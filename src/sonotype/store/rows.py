@@ -36,6 +36,7 @@ class RecordingRow:
     site: str | None = None
     date: str | None = None
     added_at: str = ""
+    paths: tuple[str, ...] = ()  # every path these bytes were read from (``path`` first)
 
 
 @dataclass(frozen=True)

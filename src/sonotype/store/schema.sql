@@ -12,6 +12,9 @@ CREATE TABLE IF NOT EXISTS schema_info (
     value TEXT NOT NULL
 );
 
+-- A recording is its bytes: one row per content hash, whatever path or spelling it was read under.
+-- path is the canonical (absolute, symlinks resolved) path it was first seen at, and recording_paths
+-- remembers every canonical path the same bytes were read from.
 CREATE TABLE IF NOT EXISTS recordings (
     {{ID}},
     path          TEXT NOT NULL,
@@ -27,12 +30,19 @@ CREATE TABLE IF NOT EXISTS recordings (
     site          TEXT,
     rec_date      TEXT,
     added_at      TEXT NOT NULL,
-    CONSTRAINT recordings_hash_path UNIQUE (content_hash, path)
+    CONSTRAINT recordings_hash UNIQUE (content_hash)
 );
-CREATE INDEX IF NOT EXISTS recordings_by_hash ON recordings (content_hash);
 CREATE INDEX IF NOT EXISTS recordings_by_encounter ON recordings (encounter);
 CREATE INDEX IF NOT EXISTS recordings_by_site ON recordings (site);
 CREATE INDEX IF NOT EXISTS recordings_by_date ON recordings (rec_date);
+
+CREATE TABLE IF NOT EXISTS recording_paths (
+    recording_id  BIGINT NOT NULL REFERENCES recordings (id),
+    path          TEXT NOT NULL,
+    added_at      TEXT NOT NULL,
+    PRIMARY KEY (recording_id, path)
+);
+CREATE INDEX IF NOT EXISTS recording_paths_by_path ON recording_paths (path);
 
 CREATE TABLE IF NOT EXISTS models (
     {{ID}},
@@ -67,6 +77,8 @@ CREATE TABLE IF NOT EXISTS processed (
 );
 CREATE INDEX IF NOT EXISTS processed_by_run ON processed (run_id, status);
 
+-- the latest error of one file in one run: one row per (run, recording) when the file could be
+-- registered, else per (run, path), and a later success of the file removes it
 CREATE TABLE IF NOT EXISTS failures (
     {{ID}},
     run_id        BIGINT REFERENCES runs (id),
@@ -76,6 +88,8 @@ CREATE TABLE IF NOT EXISTS failures (
     at            TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS failures_by_run ON failures (run_id);
+CREATE UNIQUE INDEX IF NOT EXISTS failures_one_per_file ON failures (run_id, path);
+CREATE INDEX IF NOT EXISTS failures_by_recording ON failures (recording_id, run_id);
 
 CREATE TABLE IF NOT EXISTS regions (
     {{ID}},

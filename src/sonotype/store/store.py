@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
@@ -27,9 +27,10 @@ from .rows import REGION_LABELS, ClusterNameRow, RegionLabelRow
 class Store:
     """Recordings, models, runs, per-recording results and regions, clusters and edits."""
 
-    def __init__(self, engine: Engine, label: str):
+    def __init__(self, engine: Engine, label: str, *, read_only: bool = False):
         self._engine = engine
         self.label = label
+        self.read_only = read_only
         self.dialect = engine.dialect.name
         if self.dialect not in db.ID_COLUMN:
             raise ConfigError(f"{label}: unsupported database {self.dialect!r}; use sqlite:/// or postgresql://")
@@ -38,6 +39,9 @@ class Store:
     @contextmanager
     def _tx(self, *, write: bool = False) -> Iterator[Connection]:
         """One transaction: committed when the block ends, rolled back on any exception."""
+        if write and self.read_only:
+            raise StoreError(f"{self.label}: opened read-only, so this command cannot change it; "
+                             "use a command that writes results (detect, cluster)")
         try:
             with self._engine.connect() as conn:
                 if write:
@@ -48,8 +52,28 @@ class Store:
             detail = getattr(e, "orig", None) or e
             raise StoreError(f"{self.label}: {type(detail).__name__}: {detail}".strip()) from e
 
+    def schema_version(self) -> str | None:
+        """The sonotype schema version the database carries; None when it is no sonotype database."""
+        if "schema_info" not in self.tables():
+            return None
+        with self._tx() as c:
+            return c.execute(text("SELECT value FROM schema_info WHERE key = :key"), {"key": "schema_version"}).scalar()
+
+    def check_schema(self) -> None:
+        """Raise :class:`StoreError` unless this is a sonotype database of the expected schema version."""
+        found = self.schema_version()
+        if found is None:
+            raise StoreError(f"{self.label} is not a sonotype database (it has no sonotype schema_info); "
+                             "check --db, or run `sonotype detect` into a new database file first")
+        if found != SCHEMA_VERSION:
+            raise StoreError(f"{self.label}: database schema version {found!r}, this sonotype expects "
+                             f"{SCHEMA_VERSION!r}; use a new database file or migrate it")
+
     def create_schema(self) -> None:
         """Create missing tables and indexes (harmless when they exist)."""
+        found = self.schema_version()
+        if found is not None and found != SCHEMA_VERSION:  # before anything is created in it
+            self.check_schema()
         with self._tx(write=True) as c:
             if self.dialect == "postgresql":
                 c.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": db.PG_SCHEMA_LOCK})
@@ -89,7 +113,9 @@ class Store:
     # ------------------------------------------------------------------ recordings
     def add_recording(self, *, path: str, content_hash: str, sample_rate: float, channels: int, frames: int,
                       channel_used: int | None, format: str | None, metadata: dict | None = None) -> int:
-        """Id of the recording (``content_hash``, ``path``); inserted if new, else the existing id."""
+        """Id of the recording with these bytes (``content_hash``): inserted if new, else the existing id
+        (its metadata unchanged). ``path`` is remembered among the recording's paths either way; callers
+        pass a canonical path (:func:`canonical_path`) so that one file read under two spellings is one path."""
         if float(sample_rate) <= 0:
             raise ConfigError(f"{path}: sample_rate must be > 0, got {sample_rate!r}")
         meta = dict(metadata or {})
@@ -100,7 +126,9 @@ class Store:
              "site": meta_text(meta.get("site")), "rec_date": meta_text(meta.get("date")), "added_at": now_iso()}
         with self._tx(write=True) as c:
             c.execute(db.INSERT_RECORDING, p)
-            return int(c.execute(db.RECORDING_ID, p).scalar_one())
+            rid = int(c.execute(db.RECORDING_ID, p).scalar_one())
+            c.execute(db.INSERT_RECORDING_PATH, {"recording_id": rid, "path": p["path"], "added_at": p["added_at"]})
+            return rid
 
     def recording(self, recording_id: int) -> RecordingRow | None:
         rows = self._recordings_where("id = :id", {"id": int(recording_id)})
@@ -139,12 +167,23 @@ class Store:
         q = text(f"SELECT {db.RECORDING_COLS} FROM recordings WHERE {where} ORDER BY id LIMIT :limit OFFSET :offset")
         with self._tx() as c:
             rows = c.execute(q, {**params, "limit": int(limit), "offset": int(offset)}).mappings().all()
+            paths: dict[int, list[str]] = {}
+            if rows:
+                for rid, path in c.execute(db.SELECT_PATHS_OF, {"ids": [int(r["id"]) for r in rows]}):
+                    paths.setdefault(int(rid), []).append(path)
         return [RecordingRow(id=int(r["id"]), path=r["path"], content_hash=r["content_hash"],
                              sample_rate=float(r["sample_rate"]), channels=int(r["channels"]),
                              frames=int(r["frames"]), duration_s=float(r["duration_s"]),
                              channel_used=opt_int(r["channel_used"]), format=r["format"],
                              metadata=loads(r["metadata"]), encounter=r["encounter"], site=r["site"],
-                             date=r["rec_date"], added_at=r["added_at"]) for r in rows]
+                             date=r["rec_date"], added_at=r["added_at"],
+                             paths=_paths_first(r["path"], paths.get(int(r["id"]), ()))) for r in rows]
+
+    def recording_by_path(self, path: str) -> RecordingRow | None:
+        """The recording read from ``path`` (as stored: canonical), or None."""
+        with self._tx() as c:
+            rid = c.execute(db.RECORDING_OF_PATH, {"path": str(path)}).scalar()
+        return None if rid is None else self.recording(int(rid))
 
     # ------------------------------------------------------------------ models and runs
     def register_model(self, *, version: str, path: str | None, kind: str | None, config: dict | None = None,
@@ -210,14 +249,18 @@ class Store:
             c.execute(db.UPSERT_PROCESSED, {**key, "status": "done", "n_windows": int(n_windows),
                                           "n_regions": len(regions), "seconds": float(seconds), "error": None,
                                           "finished_at": now_iso()})
+            c.execute(db.CLEAR_FAILURES, key)  # the file works now: its earlier failures in this run are gone
         return len(regions)
 
     def record_failure(self, *, run_id: int | None, path: str, error: str, recording_id: int | None = None) -> int:
-        """Log a failure; with ``recording_id`` the pair is also marked 'failed' (unless already done)."""
+        """Log the latest failure of a file in a run: one row per (run, recording), or per (run, path)
+        while the file is no recording yet; an earlier row of the same file is replaced. With
+        ``recording_id`` the pair is also marked 'failed' in ``processed`` (unless already done)."""
         at = now_iso()
         p = {"run_id": opt_int(run_id), "recording_id": opt_int(recording_id), "path": str(path),
              "error": str(error), "at": at}
         with self._tx(write=True) as c:
+            c.execute(db.DELETE_FAILURES_OF_FILE if run_id is not None else db.DELETE_FAILURES_OF_PATH_NO_RUN, p)
             fid = int(c.execute(db.INSERT_FAILURE, p).scalar_one())
             if recording_id is not None and run_id is not None:
                 c.execute(db.UPSERT_FAILED, {"recording_id": int(recording_id), "run_id": int(run_id),
@@ -540,6 +583,11 @@ def _match(**values: Any) -> tuple[str, dict]:
         raise ValueError(f"not a filter column: {sorted(set(params) - _FILTER_COLUMNS)}")
     return " AND ".join(f"{k} = :{k}" for k in params) or "1 = 1", params
 
+def _paths_first(path: str, paths: Iterable[str]) -> tuple[str, ...]:
+    """``path`` followed by the recording's other paths, each once."""
+    return tuple(dict.fromkeys([path, *paths]))
+
+
 def _clustering_key(run_id: int, algorithm: str, params: dict | None) -> dict:
     """Bound values naming one clustering (as in the clusters table)."""
     return {"run_id": int(run_id), "algorithm": str(algorithm), "params": dumps(params)}
@@ -589,8 +637,14 @@ def _as_day(value: Any) -> _dt.date | None:
         return None
 
 
-def open_store(url: str = DEFAULT_URL) -> Store:
-    """Open (and create the schema of) ``sqlite:///file.db``, ``sqlite://`` (memory) or ``postgresql://...``."""
+def open_store(url: str = DEFAULT_URL, *, read_only: bool = False, must_exist: bool = False) -> Store:
+    """Open (and create the schema of) ``sqlite:///file.db``, ``sqlite://`` (memory) or ``postgresql://...``.
+
+    ``read_only`` (export, search, evaluation): the database must exist and be a sonotype database;
+    it is opened so that nothing can change it (SQLite ``mode=ro``, PostgreSQL read-only transactions)
+    and nothing is created. ``must_exist`` (commands that add to earlier results, like cluster): the
+    same checks, then opened for writing.
+    """
     try:
         u = make_url(normalise_url(str(url)))
     except ArgumentError as e:
@@ -598,19 +652,28 @@ def open_store(url: str = DEFAULT_URL) -> Store:
                           "postgresql://user@host/db") from None
     label = u.render_as_string(hide_password=True)
     backend = u.get_backend_name()
+    existing = read_only or must_exist
+    if must_exist and not read_only:  # check through a read-only connection: nothing may touch a foreign file
+        open_store(url, read_only=True).close()
+    if backend == "sqlite" and existing and db.sqlite_file(u) is not None and not db.sqlite_file(u).is_file():
+        raise StoreError(f"{label}: no such database file {str(db.sqlite_file(u))!r}; check --db (nothing was "
+                         "created), or run `sonotype detect` into it first")
     try:
         if backend == "sqlite":
-            engine = db.sqlite_engine(u)
+            engine = db.sqlite_engine(u, read_only=read_only)
         elif backend == "postgresql":
-            engine = create_engine(u, pool_pre_ping=True)
+            engine = db.postgresql_engine(u, read_only=read_only)
         else:
             raise ConfigError(f"unsupported database url {label!r}; expected sqlite:///path.db or "
                               "postgresql://user@host/db")
     except (ArgumentError, ImportError) as e:
         raise ConfigError(f"cannot open {label}: {e}") from None
-    store = Store(engine, label)
+    store = Store(engine, label, read_only=read_only)
     try:
-        store.create_schema()
+        if existing:
+            store.check_schema()
+        if not read_only:
+            store.create_schema()
     except BaseException:
         store.close()
         raise

@@ -85,7 +85,7 @@ def serve(db: str, *, host: str = "127.0.0.1", port: int = 8000, edit_token: str
     if not 0 < int(port) < 65536:
         raise ConfigError(f"port must be 1..65535, got {port!r}")
     token = edit_token or os.environ.get(TOKEN_ENV) or None
-    store = open_store(db)
+    store = open_store(db, must_exist=True)
     hosts = ["127.0.0.1", "localhost", "::1", "[::1]"] if _loopback(host) else None
     app = create_app(store, edit_token=token, audio_root=audio_root, allowed_hosts=hosts)
     shown = f"[{host}]" if ":" in host else host
