@@ -256,3 +256,41 @@ def test_failure_of_a_known_recording_names_it_and_marks_it_failed(model, thresh
     assert detect([str(data)], model=model, db=db, threshold=threshold) == 0
     with open_store(db, read_only=True) as st:
         assert st.failures() == [] and [p.status for p in st.processed()] == ["done"]
+
+
+# ---------------------------------------------------------------------------- 5. odd audio
+
+
+def test_odd_audio_is_named_in_the_summary(model, threshold, tmp_path, capsys):
+    import os
+    import struct
+    data = tmp_path / "data"
+    good = tone_with_gaps(data / "good.wav", seconds=4, seed=1, calls=CALLS)
+    raw = good.read_bytes()
+    (data / "cut.wav").write_bytes(tone_with_gaps(tmp_path / "c.wav", seconds=4, seed=2).read_bytes()[:len(raw) // 2])
+    fast = bytearray(tone_with_gaps(tmp_path / "f.wav", seconds=4, seed=3).read_bytes())
+    fast[24:32] = struct.pack("<II", 2_147_483_647, 0xFFFFFFFE)  # sample rate, byte rate
+    (data / "fast.wav").write_bytes(bytes(fast))
+    os.symlink("gone.wav", data / "dangling.wav")
+    os.symlink("self.wav", data / "self.wav")
+    os.symlink(".", data / "loop")
+    (data / "empty").mkdir()
+    db = f"sqlite:///{tmp_path / 'r.db'}"
+    assert main(["detect", str(data), str(data / "empty"), "--model", str(model), "--db", db,
+                 "--threshold", str(threshold), "--quiet"]) == 1  # fast.wav: an error
+    out = capsys.readouterr().out
+    lines = {ln.split(": ", 1)[0].strip(): ln for ln in out.splitlines() if ln.startswith("  ")}
+    assert "truncated" in lines[f"WARNING {data / 'cut.wav'}"]
+    assert "2,147,483,647 Hz" in lines[f"FAILED {data / 'fast.wav'}"]
+    assert "dangling" in lines[f"WARNING {data / 'dangling.wav'}"]
+    assert "loop" in lines[f"WARNING {data / 'self.wav'}"] and "loop" in lines[f"WARNING {data / 'loop'}"]
+    assert "no audio" in lines[f"WARNING {data / 'empty'}"]
+    assert counts(db)[2] == 2  # good and cut were processed
+
+
+def test_detect_over_an_empty_folder_says_so_and_exits_non_zero(model, tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    db = tmp_path / "r.db"
+    assert main(["detect", str(tmp_path / "empty"), "--model", str(model), "--db", f"sqlite:///{db}", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "no audio files" in err and "empty" in err and not db.exists()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import struct
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,7 @@ from tqdm.auto import tqdm
 from .checkpoint import LoadedModel, load_model
 from .dataset import canonical_path, find_audio
 from .detect import default_rule, detect_file
-from .errors import DataError, SonotypeError
+from .errors import AudioError, DataError, SonotypeError
 from .io import DEFAULT_BLOCK, file_hash, open_recording
 from .regions import RegionRule
 from .store import Store, open_store
@@ -36,6 +37,7 @@ class BatchSummary:
     audio_seconds: float = 0.0
     wall_seconds: float = 0.0
     failed: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[tuple[str, str]] = field(default_factory=list)  # (path, problem): odd input that was used or passed over
 
     @property
     def realtime_factor(self) -> float:
@@ -47,7 +49,45 @@ class BatchSummary:
                  f"in {self.wall_seconds:.1f} s ({self.realtime_factor:.0f}x real time)"]
         for path, err in self.failed:
             lines.append(f"  FAILED {path}: {err}")
+        for path, problem in self.warnings:
+            lines.append(f"  WARNING {path}: {problem}")
         return "\n".join(lines)
+
+
+#: a header rate above this is taken for a corrupt header (the fastest ultrasound recorders run near 1 MHz)
+MAX_SAMPLE_RATE = 4_000_000
+
+
+def check_sample_rate(path, rate: float) -> None:
+    """Refuse a recording whose header claims an impossible sample rate: every time in it would be wrong."""
+    if not 0 < rate <= MAX_SAMPLE_RATE:
+        raise AudioError(path, f"header claims a sample rate of {rate:,.0f} Hz; expected at most "
+                               f"{MAX_SAMPLE_RATE:,} Hz (a corrupt header?): repair or re-export the file")
+
+
+def wav_truncation(path) -> str | None:
+    """A warning when a RIFF/WAVE file holds fewer audio bytes than its header's data chunk declares
+    (a copy or recording that was cut off); None when it is whole or not a WAV file."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            size = Path(path).stat().st_size
+            pos = 12
+            while pos + 8 <= size:
+                f.seek(pos)
+                cid, n = struct.unpack("<4sI", f.read(8))
+                if cid == b"data":
+                    have = size - pos - 8
+                    if n != 0xFFFFFFFF and n > have:
+                        return (f"truncated: the header declares {n:,} bytes of audio, the file holds {have:,} "
+                                f"({have / n:.0%}); only what is there was analysed")
+                    return None
+                pos += 8 + n + (n & 1)
+    except OSError:
+        return None
+    return None
 
 
 def read_metadata_table(path: str | Path) -> dict[str, dict]:
@@ -91,10 +131,16 @@ def detect_many(paths: Sequence[str | Path], *, model: str | Path, db: str | Sto
     """Detect regions in every file under ``paths`` and store them in ``db`` (URL or open Store)."""
     m = load_model(model, kind="detector")
     rule = rule or default_rule(m, threshold=threshold, merge_gap=merge_gap, min_duration=min_duration)
+    passed_over: list[tuple[str, str]] = []
+    files = find_audio(paths, warn=lambda p, problem: passed_over.append((str(p), problem)))
+    if not files:  # before the database is opened: an empty run creates nothing
+        raise DataError(f"no audio files in {', '.join(str(p) for p in paths)}"
+                        + (f" ({'; '.join(f'{p}: {w}' for p, w in passed_over[:5])})" if passed_over else "")
+                        + "; expected WAV/FLAC/... files or folders holding them")
     store = open_store(db) if isinstance(db, str) else db
     per_file = read_metadata_table(metadata_table) if metadata_table else {}
-    files = find_audio(paths)
-    summary = BatchSummary(run_id=register(store, m, rule, channel=channel, batch=batch), files=len(files))
+    summary = BatchSummary(run_id=register(store, m, rule, channel=channel, batch=batch), files=len(files),
+                           warnings=passed_over)
     t0 = time.perf_counter()
     bar = tqdm(files, desc="detect", unit="file", disable=not progress)
     for f in bar:
@@ -102,6 +148,10 @@ def detect_many(paths: Sequence[str | Path], *, model: str | Path, db: str | Sto
         rec_id = None
         try:
             rec = open_recording(f, channel=channel)
+            check_sample_rate(f, rec.sample_rate)
+            cut = wav_truncation(f)
+            if cut:
+                summary.warnings.append((str(f), cut))
             digest = file_hash(f)
             meta = {**(metadata or {}), **per_file.get(Path(f).name, {})}
             # the recording is its bytes: the same content under another path is the same recording

@@ -30,15 +30,18 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".aac", ".aif", ".a
 POSITIVE, NEGATIVE, IGNORE = 1, 0, -1
 
 
-def find_audio(paths: Iterable[str | Path], *, extensions: Sequence[str] = AUDIO_EXTENSIONS) -> list[Path]:
+def find_audio(paths: Iterable[str | Path], *, extensions: Sequence[str] = AUDIO_EXTENSIONS,
+               warn=None) -> list[Path]:
     """Expand files, folders (recursive), glob patterns and ``@list.txt`` file lists into audio files.
 
     The result is sorted and free of duplicates: one file reached under two spellings (``kill/x.wav``,
     ``/abs/kill/x.wav``, ``./kill/../kill/x.wav``, a symlink) is listed once, under the first spelling
-    met. A path that matches nothing raises :class:`DataError`.
+    met. A path that matches nothing raises :class:`DataError`. ``warn(path, problem)``, if given, hears
+    of what is passed over: folders holding no audio file, dangling or looping symlinks, symlinked
+    folders (not followed).
     """
     found: dict[str, Path] = {}
-    for f in _find_audio(paths, extensions=extensions):
+    for f in _find_audio(paths, extensions=extensions, warn=warn):
         found.setdefault(canonical_path(f), f)
     return sorted(found.values())
 
@@ -51,7 +54,7 @@ def canonical_path(path: str | Path) -> str:
         return os.path.abspath(path)
 
 
-def _find_audio(paths: Iterable[str | Path], *, extensions: Sequence[str]) -> set[Path]:
+def _find_audio(paths: Iterable[str | Path], *, extensions: Sequence[str], warn=None) -> set[Path]:
     found: set[Path] = set()
     exts = tuple(e.lower() for e in extensions)
     for raw in paths:
@@ -63,11 +66,14 @@ def _find_audio(paths: Iterable[str | Path], *, extensions: Sequence[str]) -> se
             base = listing.parent
             lines = [ln.strip() for ln in listing.read_text().splitlines()]
             found.update(_find_audio([p if Path(p).is_absolute() else base / p
-                                      for p in lines if _listed(p)], extensions=extensions))
+                                      for p in lines if _listed(p)], extensions=extensions, warn=warn))
             continue
         p = Path(s)
         if p.is_dir():
-            found.update(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in exts)
+            inside = {f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in exts}
+            if warn is not None:
+                _passed_over(p, exts, warn, empty=not inside)
+            found.update(inside)
         elif p.is_file():
             found.add(p)
         elif any(ch in s for ch in "*?["):
@@ -76,6 +82,32 @@ def _find_audio(paths: Iterable[str | Path], *, extensions: Sequence[str]) -> se
         else:
             raise DataError(f"{s}: no such file, folder or glob match; expected audio files or folders of them")
     return found
+
+
+def _passed_over(folder: Path, exts: tuple[str, ...], warn, *, empty: bool) -> None:
+    """Tell ``warn`` of the symlinks under ``folder`` that lead nowhere, and whether it held no audio."""
+    for f in folder.rglob("*"):
+        if not f.is_symlink():
+            continue
+        try:
+            target = f.resolve(strict=True)
+        except RuntimeError:
+            warn(f, "symlink loop: skipped")
+            continue
+        except OSError as e:
+            if "loop" in str(e).lower() or getattr(e, "errno", None) == 40:
+                warn(f, "symlink loop: skipped")
+            elif f.suffix.lower() in exts or not f.suffix:
+                warn(f, f"dangling symlink to {os.readlink(f)!r} (no such file): skipped")
+            continue
+        if target.is_dir():
+            here = f.parent.resolve()
+            if target == here or target in here.parents:
+                warn(f, f"symlink loop (leads back to {str(target)!r}): not followed")
+            else:
+                warn(f, "symlinked folder: not followed (pass it as its own argument to include it)")
+    if empty:
+        warn(folder, "folder holds no audio file (" + ", ".join(sorted({e.lstrip('.') for e in exts})[:6]) + ", ...)")
 
 
 def _listed(line: str) -> bool:
