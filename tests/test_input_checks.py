@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import sqlite3
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -294,3 +295,19 @@ def test_detect_over_an_empty_folder_says_so_and_exits_non_zero(model, tmp_path,
     assert main(["detect", str(tmp_path / "empty"), "--model", str(model), "--db", f"sqlite:///{db}", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "no audio files" in err and "empty" in err and not db.exists()
+
+
+def test_curated_labels_of_files_sharing_a_base_name_go_back_to_their_own_file(model, threshold, tmp_path):
+    from sonotype.dataset import load_items
+    for site, seed in (("site1", 4), ("site2", 5)):
+        tone_with_gaps(tmp_path / site / "0001.wav", seconds=4, seed=seed, calls=CALLS if seed == 4 else ((0.5, 1.5),))
+    db = f"sqlite:///{tmp_path / 'r.db'}"
+    assert detect([str(tmp_path / "site1"), str(tmp_path / "site2")], model=model, db=db, threshold=threshold) == 0
+    table = tmp_path / "curated.csv"
+    assert main(["export-labels", "--db", db, "--out", str(table)]) == 0
+    with open_store(db, read_only=True) as st:
+        want = {r.path: sorted((round(g.region.start_s, 6), round(g.region.stop_s, 6))
+                               for g in st.regions(recording_id=r.id)) for r in st.recordings()}
+    items = load_items([tmp_path / "site1", tmp_path / "site2"], annotations=table)
+    got = {str(Path(i.path).resolve()): sorted((round(e.start, 6), round(e.end, 6)) for e in i.events) for i in items}
+    assert got == want and len(got) == 2 and got[str(tmp_path / "site1" / "0001.wav")] != got[str(tmp_path / "site2" / "0001.wav")]

@@ -25,7 +25,7 @@ import csv
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path, PurePath
+from pathlib import Path
 
 from .errors import ConfigError
 from .store import Store, open_store
@@ -85,7 +85,7 @@ def write_label_table(store: Store, out: str | Path, *, run_id: int | None = Non
                                                  for g in regions)):
             counts["skipped"] += 1
             continue
-        names.setdefault(PurePath(rec.path).name, []).append(rec.path)
+        names.setdefault(rec.path, []).append(str(rec.id))
         mine = []
         for g in regions:
             lab = labels.get(g.id)
@@ -106,11 +106,11 @@ def write_label_table(store: Store, out: str | Path, *, run_id: int | None = Non
                 counts["vocalisation" if curated else "unreviewed"] += 1
         rows += mine or [{"filename": rec.path, "start": "", "end": "", "label": "", "source": "detector"}]
         counts["recordings"] += 1
-    for name, paths in sorted(names.items()):
-        if len(paths) > 1:
-            warnings.append(f"{len(paths)} recordings share the file name {name!r} ({', '.join(paths[:3])}); "
-                            "train-detector matches annotations by file name only, so their labels would mix: "
-                            "rename the files or export their runs separately")
+    for path, ids in sorted(names.items()):  # the table names files by full path: only one path can clash
+        if len(ids) > 1:
+            warnings.append(f"{len(ids)} recordings (ids {', '.join(ids[:3])}) were read from the same path {path!r} "
+                            "with different contents (the file changed between runs), so their labels would mix: "
+                            "export their runs separately")
     p = Path(out)
     p.parent.mkdir(parents=True, exist_ok=True)
     with open(p, "w", newline="", encoding="utf-8") as f:
