@@ -24,8 +24,8 @@ from sonotype.synth import whistle
 
 
 def test_labels_from_names_and_tables(tmp_path):
-    assert label_from_name("x/FO-S33-RJ-a.flac") == "S33"
-    assert label_from_name("FO-S06-L.flac") == "S06"
+    assert label_from_name("x/FO-S33-RJ-a.flac") == "S33" and label_from_name("S_33b.wav") == "S33"
+    assert label_from_name("FO-S06-L.flac") == "S6" == label_from_name("L_S_6_maybe.wav")
     assert label_from_name("noise.wav") is None
     assert label_from_name("call_B7.wav", pattern=r"[A-Z]\d") == "B7"
     (tmp_path / "l.csv").write_text("filename,label\na/x.wav,up\ny.wav,down\nz.wav,\n")
@@ -86,3 +86,65 @@ def test_orca_catalog_types_are_recoverable_from_spectrogram_dtw(data_dir, tmp_p
     assert raw.nn_scored == 24
     assert raw.nn_accuracy >= 0.25  # chance: a random other clip shares the type ~2 in 44
     assert max(s["nmi"] for s in raw.scores.values()) > 0.8
+
+
+def test_mean_pooling_and_selection_prefer_the_setting_that_separates_types():
+    from sonotype.clustereval import pool_sequences, select_settings
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.array(["a", "b", "c"]), 4)
+    centre = {"a": 0.0, "b": 5.0, "c": 10.0}
+    # "good": the type is in the mean of every sequence; "bad": pure noise
+    reps = {"good": [rng.normal(centre[l], 1.0, (int(rng.integers(3, 9)), 4)).astype(np.float32) for l in labels],
+            "bad": [rng.normal(0, 1.0, (5, 4)).astype(np.float32) for _ in labels]}
+    assert [p.shape for p in pool_sequences(reps["good"][:2], mode="mean")] == [(1, 4), (1, 4)]
+    with pytest.raises(DataError, match="unknown pooling 'max'"):
+        pool_sequences(reps["good"], mode="max")
+    ch = select_settings(reps, labels, scalings=("none",))
+    assert ch["good"].select_ari == 1.0 and ch["good"].select_nn == 1.0
+    assert ch["bad"].select_ari < 0.5
+
+
+def test_score_intervals_hold_the_estimate_and_narrow_with_more_types():
+    from sonotype.clustereval import evaluate_representation, score_intervals
+    rng = np.random.default_rng(1)
+
+    def run(n_types):
+        labels = np.repeat(np.arange(n_types).astype(str), 3)
+        seqs = [rng.normal(int(l) * 0.8, 1.0, (1, 3)).astype(np.float32) for l in labels]
+        r = evaluate_representation("x", seqs, labels)
+        key = f"agglomerative, k = {n_types} types"
+        ci = score_intervals(r, labels, key, n_boot=400)
+        for m in ("nmi", "ari"):
+            assert ci[m][0] <= r.scores[key][m] <= ci[m][1]
+        assert ci["nn_accuracy"][0] <= r.nn_accuracy <= ci["nn_accuracy"][1]
+        return ci["ari"][1] - ci["ari"][0]
+    assert run(40) < run(8)
+
+
+def test_loudest_chunks_find_the_calls(tmp_path):
+    from sonotype.clustereval import loudest_chunks
+    from sonotype.sequences import Clip
+    rate = 8000
+    x = 0.01 * np.random.default_rng(0).standard_normal(rate * 20).astype(np.float32)
+    for t in (3.0, 9.5, 15.0):  # three 1-s calls
+        x[int(t * rate):int((t + 1) * rate)] += whistle(int(t), duration_s=1.0, f_low_hz=1000, f_high_hz=2000,
+                                                        sample_rate=rate)[:rate]
+    write_audio(tmp_path / "S_7.wav", x, sample_rate=rate)
+    chunks = loudest_chunks([Clip(str(tmp_path / "S_7.wav"), label="S7")], chunk_s=2.0, per_file=3)
+    assert [c.label for c in chunks] == ["S7"] * 3 and [c.key for c in chunks] == ["S_7.wav#0", "S_7.wav#1", "S_7.wav#2"]
+    for c, t in zip(chunks, (3.0, 9.5, 15.0)):
+        assert c.start <= t * rate and (t + 1) * rate <= c.stop and c.stop - c.start == 2 * rate
+
+
+def test_cli_cluster_eval_selects_on_another_set_and_gives_intervals(synthetic_catalog, tmp_path):
+    model = placeholder_model(tmp_path / "m.pt")
+    out = tmp_path / "ce.json"
+    pat = "^(upsweep|downsweep|sinusoidal)"
+    assert main(["cluster-eval", str(synthetic_catalog), "--model", str(model), "--pattern", pat,
+                 "--select-on", str(synthetic_catalog), "--bootstrap", "200", "--json", str(out), "--quiet"]) == 0
+    doc = json.loads(out.read_text())
+    chosen = {c["representation"]: c for c in doc["selection"]["choices"]}
+    assert set(chosen) == set(REPRESENTATIONS)
+    assert all(c["pooling"] in ("sequence", "mean") and c["scaling"] in ("zscore-l2", "none") for c in chosen.values())
+    iv = doc["intervals"]["raw spectrogram"]
+    assert iv["nn_accuracy"][1] <= iv["nn_accuracy"][0] <= iv["nn_accuracy"][2]

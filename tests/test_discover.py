@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from helpers import detected_store
 
-from sonotype.batch import model_version
+from sonotype.checkpoint import model_version
 from sonotype.checkpoint import load_model
 from sonotype.cli import main as cli_main
 from sonotype.discover import DiscoverConfig, discover
@@ -154,5 +154,8 @@ def test_cli_cluster_and_search(detected, tmp_path, capsys):
     assert cli_main(["search", str(rid), "--db", url, "--k", "2"]) == 0
     assert capsys.readouterr().out.count("DTW") == 2
     empty = f"sqlite:///{tmp_path / 'empty.db'}"
+    assert cli_main(["cluster", "--db", empty, "--quiet"]) == 2  # a typo'd --db creates nothing
+    assert "no such database file" in capsys.readouterr().err and not (tmp_path / "empty.db").exists()
+    open_store(empty).close()
     assert cli_main(["cluster", "--db", empty, "--quiet"]) == 2
     assert "no finished detection run" in capsys.readouterr().err

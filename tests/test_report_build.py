@@ -10,7 +10,7 @@ import soundfile as sf
 from helpers import detected_store, placeholder_model, tone_with_gaps
 from PIL import Image
 
-from sonotype.batch import model_version
+from sonotype.checkpoint import model_version
 from sonotype.checkpoint import load_model
 from sonotype.cli import main
 from sonotype.discover import DiscoverConfig, discover

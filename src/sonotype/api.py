@@ -287,19 +287,81 @@ def cluster(*, db: str, run: int | None = None, model: str | Path | None = None,
 
 def cluster_eval(paths: Sequence[str | Path], *, model: str | Path, labels_csv: str | Path | None = None,
                  pattern: str | None = None, channel: int = 0, band=None, percentile: float = 45.0,
-                 scaling: str = "zscore-l2", stride: int | None = 4, json_out: str | Path | None = None,
-                 progress: bool = False,
+                 scaling: str = "zscore-l2", pooling: str = "sequence", stride: int | None = 4,
+                 backends: Sequence[str] = (), hop_s: float | None = None, speedup: float = 1.0,
+                 select_on: Sequence[str | Path] | None = None, bootstrap: int = 0,
+                 json_out: str | Path | None = None, progress: bool = False,
                  log: Callable[[str], None] = print):
-    """Agreement of trained-encoder DTW clusters with expert labels, against the two baselines."""
-    from .clustereval import DEFAULT_LABEL_PATTERN, format_table, labelled_clips
-    from .clustereval import cluster_eval as _eval
-    clips = labelled_clips(paths, pattern=pattern or DEFAULT_LABEL_PATTERN, labels_csv=labels_csv, channel=channel,
-                           log=log)
-    ev = _eval(clips, load_model(model), band=band, percentile=percentile, scaling=scaling, stride=stride,
-               progress=progress, log=log)
+    """Agreement of DTW clusters with expert labels: the trained encoder, the two baselines and each
+    named backend (e.g. ``birdnet``).
+
+    ``select_on``: another labelled set (e.g. ``orca-calls/vocabulary``, cut into its loudest 2-s
+    chunks) on which each representation's pooling and scaling are chosen (best ARI at k = types);
+    ``paths`` are then scored with those choices only, so no setting is tuned on the reported set.
+    ``bootstrap``: resamples for 95 % intervals of 1-NN, NMI and ARI (k = types).
+    """
+    from .backends import load_backend
+    from .clustereval import (
+        DEFAULT_LABEL_PATTERN,
+        POOLINGS,
+        SELECT_CLUSTERING,
+        ClusterEval,
+        score_intervals,
+        evaluate_representations,
+        format_table,
+        labelled_clips,
+        loudest_chunks,
+        representations,
+        select_settings,
+    )
+    import numpy as np
+    pat = pattern or DEFAULT_LABEL_PATTERN
+    clips = labelled_clips(paths, pattern=pat, labels_csv=labels_csv, channel=channel, log=log)
+    loaded = load_model(model)
+    bks = [load_backend(b, hop_s=hop_s, speedup=speedup) for b in backends if b != "lstm"]
+    choices = None
+    if select_on:
+        sel = loudest_chunks(labelled_clips(select_on, pattern=pat, labels_csv=labels_csv, channel=channel, log=log))
+        sseqs, sreps = representations(sel, loaded, backends=bks, stride=stride, log=log)
+        slabels = np.array([c.label for c in sseqs.clips]).astype(str)
+        choices = select_settings(sreps, slabels, poolings=POOLINGS, scalings=("zscore-l2", "none"), band=band)
+        log(f"settings chosen on {len(slabels)} chunks of {len(set(slabels.tolist()))} types from "
+            f"{', '.join(map(str, select_on))} (best ARI at k = types there):")
+        for c in choices.values():
+            log(f"  {c.representation:<19} pooling {c.pooling:<8} scaling {c.scaling:<9} "
+                f"(selection-set ARI {c.select_ari:.3f}, 1-NN {c.select_nn:.3f})")
+    seqs, reps = representations(clips, loaded, backends=bks, stride=stride, log=log)
+    labels = np.array([c.label for c in seqs.clips]).astype(str)
+    if choices is None:
+        results = evaluate_representations(reps, labels, pooling=pooling, scaling=scaling, band=band,
+                                           percentile=percentile, progress=progress)
+    else:
+        results = {}
+        for name, c in choices.items():
+            results.update(evaluate_representations({name: reps[name]}, labels, pooling=c.pooling,
+                                                    scaling=c.scaling, band=band, percentile=percentile))
+    ev = ClusterEval(labels, seqs, results, "chosen per representation" if choices else scaling,
+                     "chosen per representation" if choices else pooling)
     log(format_table(ev))
+    doc = {"model": str(model), "backends": [b.info.to_dict() for b in bks], **ev.to_dict()}
+    if choices:
+        doc["selection"] = {"on": [str(p) for p in select_on], "criterion": "ARI, agglomerative cut at k = types",
+                            "choices": [c.__dict__ for c in choices.values()]}
+    if bootstrap:
+        key = SELECT_CLUSTERING.format(n=len(set(labels.tolist())))
+        doc["intervals"] = {}
+        log(f"95 % intervals (1-NN: bootstrap of the clips, {bootstrap} resamples; NMI, ARI: jackknife over types), "
+            f"clustering: {key}")
+        for name, r in results.items():
+            ci = score_intervals(r, labels, key, n_boot=bootstrap)
+            s = r.scores[key]
+            doc["intervals"][name] = {"clustering": key, "nn_accuracy": [r.nn_accuracy, *ci["nn_accuracy"]],
+                                      "nmi": [s["nmi"], *ci["nmi"]], "ari": [s["ari"], *ci["ari"]]}
+            log(f"  {name:<19} 1-NN {r.nn_accuracy:.3f} [{ci['nn_accuracy'][0]:.3f}, {ci['nn_accuracy'][1]:.3f}]  "
+                f"NMI {s['nmi']:.3f} [{ci['nmi'][0]:.3f}, {ci['nmi'][1]:.3f}]  "
+                f"ARI {s['ari']:.3f} [{ci['ari'][0]:.3f}, {ci['ari'][1]:.3f}]")
     if json_out:
-        log(f"full result: {save_json({'model': str(model), **ev.to_dict()}, json_out)}")
+        log(f"full result: {save_json(doc, json_out)}")
     return ev
 
 

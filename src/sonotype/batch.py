@@ -9,7 +9,6 @@ loses at most the file in progress; running the same command again completes the
 from __future__ import annotations
 
 import csv
-import hashlib
 import struct
 import time
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from typing import Callable, Sequence
 
 from tqdm.auto import tqdm
 
-from .checkpoint import LoadedModel, load_model
+from .checkpoint import LoadedModel, load_model, model_version
 from .dataset import canonical_path, find_audio
 from .detect import default_rule, detect_file
 from .errors import AudioError, DataError, SonotypeError
@@ -100,12 +99,6 @@ def read_metadata_table(path: str | Path) -> dict[str, dict]:
         raise DataError(f"metadata table {p} needs a 'filename' column and at least one row")
     return {Path(r["filename"]).name: {k: v for k, v in r.items() if k != "filename" and v not in (None, "")}
             for r in rows}
-
-
-def model_version(model: LoadedModel) -> str:
-    """A version string that changes whenever the weights change: ``<name>@<sha256 prefix>``."""
-    h = hashlib.sha256(Path(model.path).read_bytes()).hexdigest()[:12]
-    return f"{model.version}@{h}"
 
 
 def register(store: Store, model: LoadedModel, rule: RegionRule, *, channel, batch: int) -> int:

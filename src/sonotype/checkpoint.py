@@ -11,6 +11,7 @@ with ``weights_only=True`` so that opening a checkpoint never runs code from it:
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +73,12 @@ class LoadedModel:
     @property
     def version(self) -> str:
         return str(self.checkpoint.get("model_version") or Path(self.path).stem)
+
+
+def model_version(model: LoadedModel) -> str:
+    """A version string that changes whenever the weights change: ``<name>@<sha256 prefix>``."""
+    h = hashlib.sha256(Path(model.path).read_bytes()).hexdigest()[:12]
+    return f"{model.version}@{h}"
 
 
 def build_encoder(ck: dict) -> Encoder:

@@ -188,8 +188,9 @@ def cmd_cluster(a) -> int:
 def cmd_cluster_eval(a) -> int:
     from .api import cluster_eval
     cluster_eval(a.paths, model=a.model, labels_csv=a.labels, pattern=a.pattern, channel=a.channel,
-                 band=a.band, percentile=a.percentile, scaling=a.scaling, stride=a.stride or None, json_out=a.json,
-                 progress=not a.quiet)
+                 band=a.band, percentile=a.percentile, scaling=a.scaling, pooling=a.pooling,
+                 stride=a.stride or None, backends=a.backends or (), hop_s=a.hop, speedup=a.speedup,
+                 select_on=a.select_on, bootstrap=a.bootstrap, json_out=a.json, progress=not a.quiet)
     return 0
 
 
@@ -344,9 +345,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", help="labelled clips (files, folders, globs, @list)")
     p.add_argument("--model", required=True, help="encoder or detector checkpoint")
     p.add_argument("--labels", help="CSV filename,label (default: the label is --pattern matched in the file name)")
-    p.add_argument("--pattern", help="regular expression of the label in file names (default: S\\d+, Ford's call types)")
+    p.add_argument("--pattern", help="regular expression of the label in file names (default: S_?\\d+, Ford's call types)")
     p.add_argument("--channel", default=0, type=_number(int, lo=0, what="a channel index"))
     _cluster_args(p)
+    p.add_argument("--pooling", default="sequence", choices=["sequence", "mean"],
+                   help="compare whole embedding sequences by DTW (default) or their means")
+    p.add_argument("--backend", action="append", dest="backends", choices=["lstm", "birdnet"],
+                   help="also score this embedding backend (repeatable; birdnet needs the extra sonotype[birdnet], "
+                        "model licence CC BY-NC-SA 4.0)")
+    p.add_argument("--hop", type=_number(lo=0, lo_open=True, hi=3, what="seconds"),
+                   help="seconds between a backend's windows (birdnet default 1.0)")
+    p.add_argument("--speedup", type=_number(lo=0, lo_open=True, hi=1000), default=1.0,
+                   help="play the audio this many times faster before a backend hears it (for low-frequency species)")
+    p.add_argument("--select-on", nargs="+", dest="select_on",
+                   help="another labelled set on which each representation's pooling and scaling are chosen "
+                        "(e.g. orca-calls/vocabulary); the reported set then never picks a setting")
+    p.add_argument("--bootstrap", type=_SIZE, default=0,
+                   help="give 95%% intervals: this many bootstrap resamples for 1-NN (e.g. 2000); NMI and ARI by a "
+                        "jackknife over types")
     p.add_argument("--json", help="write the result here")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_cluster_eval)

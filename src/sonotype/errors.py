@@ -35,3 +35,7 @@ class DataError(SonotypeError):
 
 class CheckpointError(SonotypeError):
     """A model checkpoint is missing, corrupt, or from an incompatible version."""
+
+
+class BackendMissingError(SonotypeError):
+    """An optional embedding backend's package (an extra such as ``sonotype[birdnet]``) is not installed."""

@@ -243,6 +243,16 @@ def frames_to_windows(frames: np.ndarray, *, window: int, stride: int, centre_bi
     return normalise(view.transpose(0, 2, 1), centre_bins=centre_bins)[0]
 
 
+def span_windows(frames: np.ndarray, framing: Framing) -> np.ndarray:
+    """Normalised windows ``(N, W, B)`` of a span's frames ``(F, B)``; a span shorter than one window
+    is padded by repeating its edge frames so that every clip yields at least one window."""
+    f = frames.shape[0]
+    if f < framing.window:
+        lead = (framing.window - f) // 2
+        frames = np.pad(frames, ((lead, framing.window - f - lead), (0, 0)), mode="edge")
+    return frames_to_windows(frames, window=framing.window, stride=framing.stride, centre_bins=framing.centre_bins)
+
+
 def iter_frames(path: str | Path, frontend: FrontEnd, *, channel: int = 0, sample_rate: float,
                 block_frames: int = DEFAULT_BLOCK, start: int = 0, stop: int | None = None
                 ) -> Iterator[tuple[int, np.ndarray]]:

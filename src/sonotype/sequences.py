@@ -21,8 +21,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .batch import model_version
-from .checkpoint import LoadedModel
+from .checkpoint import LoadedModel, model_version
 from .embed import embed_windows
 from .errors import ConfigError
 from .features import (
@@ -31,6 +30,7 @@ from .features import (
     frames_to_windows,
     framing_for,
     normalise,
+    span_windows,
     spectrogram,
 )
 from .io import audio_info, read_audio
@@ -66,16 +66,6 @@ def span_frames(clip: Clip, frontend: FrontEnd) -> tuple[np.ndarray, Framing]:
     if x.shape[0] < framing.n_fft:  # shorter than one frame: zero-pad to one
         x = np.pad(x, (0, framing.n_fft - x.shape[0]))
     return spectrogram(np.ascontiguousarray(x, np.float32), framing), framing
-
-
-def span_windows(frames: np.ndarray, framing: Framing) -> np.ndarray:
-    """Normalised windows ``(N, W, B)`` of a span's frames ``(F, B)``; a span shorter than one window
-    is padded by repeating its edge frames so that every clip yields at least one window."""
-    f = frames.shape[0]
-    if f < framing.window:
-        lead = (framing.window - f) // 2
-        frames = np.pad(frames, ((lead, framing.window - f - lead), (0, 0)), mode="edge")
-    return frames_to_windows(frames, window=framing.window, stride=framing.stride, centre_bins=framing.centre_bins)
 
 
 def frame_sequence(frames: np.ndarray) -> np.ndarray:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..batch import model_version
+from ..checkpoint import model_version
 from ..checkpoint import LoadedModel
 from ..clustereval import ClusterEval
 from ..export import AudioSpan, join_spans
