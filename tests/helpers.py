@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sonotype.backends import WaveformBackend
+from sonotype.backends.base import BackendInfo
 from sonotype.checkpoint import save_checkpoint
 from sonotype.features import PRESETS, FrontEnd
 from sonotype.io import write_audio
@@ -58,3 +60,14 @@ def detected_store(folder: Path, *, files: int) -> tuple[str, Path, list[Path]]:
     detect_many(wavs, model=model, db=url, rule=RegionRule(threshold=thr, merge_gap=0.05), progress=False,
                 log=lambda s: None)
     return url, model, wavs
+
+
+class RMSBackend(WaveformBackend):
+    """A tiny waveform backend: each chunk -> (RMS, mean, index of the loudest sample / L)."""
+
+    def __init__(self, *, speedup: float = 1.0, window_s: float = 0.5, hop_s: float = 0.25):
+        self.info = BackendInfo("rms", "1", 8000.0, window_s=window_s, hop_s=hop_s, dim=3, speedup=speedup)
+
+    def embed_chunks(self, chunks):
+        return np.stack([np.sqrt((chunks ** 2).mean(1)), chunks.mean(1),
+                         np.abs(chunks).argmax(1) / chunks.shape[1]], 1).astype(np.float32)

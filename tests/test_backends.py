@@ -7,26 +7,14 @@ import os
 
 import numpy as np
 import pytest
-from helpers import placeholder_model
+from helpers import RMSBackend, placeholder_model
 
-from sonotype.backends import BACKENDS, WaveformBackend, load_backend
-from sonotype.backends.base import BackendInfo
+from sonotype.backends import BACKENDS, load_backend
 from sonotype.checkpoint import load_model
 from sonotype.errors import BackendMissingError, ConfigError
 from sonotype.features import PRESETS
 from sonotype.io import read_audio, write_audio
 from sonotype.resample import resample
-
-
-class RMSBackend(WaveformBackend):
-    """A tiny waveform backend: each chunk -> (RMS, mean, index of the loudest sample / L)."""
-
-    def __init__(self, *, speedup: float = 1.0):
-        self.info = BackendInfo("rms", "1", 8000.0, window_s=0.5, hop_s=0.25, dim=3, speedup=speedup)
-
-    def embed_chunks(self, chunks):
-        return np.stack([np.sqrt((chunks ** 2).mean(1)), chunks.mean(1),
-                         np.abs(chunks).argmax(1) / chunks.shape[1]], 1).astype(np.float32)
 
 
 def test_waveform_backend_chunks_at_its_own_rate(tmp_path):

