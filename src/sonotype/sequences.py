@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from .backends import Backend
 from .checkpoint import LoadedModel, model_version
 from .embed import embed_windows
 from .errors import ConfigError
@@ -167,13 +168,14 @@ def region_clip(row: RegionRow, *, path: str, channel: int, framing: Framing | N
 
 
 def region_sequences(store: Store, run_id: int, model: LoadedModel, *, stride: int | None = SEQUENCE_STRIDE,
-                     region_ids: Iterable[int] | None = None, progress: bool = False,
-                     log: Callable[[str], None] = print) -> dict[int, np.ndarray]:
-    """Embedding sequences of a run's regions under ``model``'s encoder: computed for the regions
-    that have none stored yet, saved in the store (per recording, so an interrupted call keeps
-    what it did), and returned for all, keyed by region id. With ``stride`` None the windows are
-    the detector's own (same sample grid); stored under :func:`sequence_key`."""
-    version = sequence_key(model, stride)
+                     backend: Backend | None = None, region_ids: Iterable[int] | None = None,
+                     progress: bool = False, log: Callable[[str], None] = print) -> dict[int, np.ndarray]:
+    """Embedding sequences of a run's regions under ``model``'s encoder (or under ``backend``, e.g.
+    BirdNET, stored under its :attr:`BackendInfo.key`): computed for the regions that have none
+    stored yet, saved in the store (per recording, so an interrupted call keeps what it did), and
+    returned for all, keyed by region id. With ``stride`` None the windows are the detector's own
+    (same sample grid); stored under :func:`sequence_key`."""
+    version = backend.info.key if backend is not None else sequence_key(model, stride)
     fe = sequence_frontend(model.frontend, stride)
     rows = store.regions(run_id=run_id)
     if region_ids is not None:
@@ -194,8 +196,12 @@ def region_sequences(store: Store, run_id: int, model: LoadedModel, *, stride: i
             framing = framing_for(fe, rec.sample_rate, rec.path) if same_frontend else None
             done = {}
             for r in regs:
-                frames, fr = span_frames(region_clip(r, path=rec.path, channel=channel, framing=framing), fe)
-                done[r.id] = embed_windows(model.encoder, span_windows(frames, fr))
+                clip = region_clip(r, path=rec.path, channel=channel, framing=framing)
+                if backend is not None:
+                    done[r.id] = backend.embed_span(clip.path, channel=clip.channel, start=clip.start, stop=clip.stop)
+                else:
+                    frames, fr = span_frames(clip, fe)
+                    done[r.id] = embed_windows(model.encoder, span_windows(frames, fr))
                 bar.update(1)
         except Exception as e:  # noqa: BLE001 - one unreadable recording must not stop the rest
             log(f"skipped the regions of {rec.path}: {e}")
