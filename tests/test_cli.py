@@ -81,3 +81,12 @@ def test_wrong_band_for_sample_rate_is_explained(tmp_path, capsys):
     assert rc == 2
     err = capsys.readouterr().err
     assert "Nyquist" in err and "--preset narw" in err
+
+
+def test_top_level_help_speaks_to_users(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert e.value.code == 0
+    assert "finds animal vocalisations" in out and "typical order:" in out and "sonotype demo" in out
+    assert "No logic lives here" not in out and "README" in out

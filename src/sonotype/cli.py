@@ -1,4 +1,4 @@
-"""Command line: a thin table of subcommands over library functions. No logic lives here."""
+"""Command line: a thin table of subcommands over library functions (sonotype.api). No logic lives here."""
 
 from __future__ import annotations
 
@@ -8,6 +8,23 @@ import sys
 
 from . import __version__
 from .errors import SonotypeError
+
+
+DESCRIPTION = """\
+sonotype finds animal vocalisations in hours of underwater and field recordings, groups them into
+sound types and lets you look at and listen to them (first of all dolphins; any species, any rate)."""
+
+EPILOG = """\
+typical order:
+  sonotype demo                                   the whole pipeline on built-in synthetic data (start here)
+  sonotype train RECORDINGS --out enc.pt          self-supervised encoder (or: sonotype distill, from BirdNET)
+  sonotype train-detector LABELLED --encoder enc.pt --out det.pt
+  sonotype detect FIELD --model det.pt --db sqlite:///field.db     regions in long recordings, resumable
+  sonotype cluster --db sqlite:///field.db        sound types (DTW + average linkage), maps
+  sonotype serve --db sqlite:///field.db          browse, listen, curate at http://127.0.0.1:8000/
+  sonotype export / evaluate-events / cluster-eval / report        tables, scores, model reports
+
+`sonotype COMMAND --help` for each command; the README has the details and the real-data figures."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -253,7 +270,8 @@ def _fe(a) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    top = _Parser(prog="sonotype", description=__doc__.splitlines()[0] if __doc__ else None)
+    top = _Parser(prog="sonotype", description=DESCRIPTION, epilog=EPILOG,
+                  formatter_class=argparse.RawDescriptionHelpFormatter)
     top.add_argument("--version", action="version", version=f"sonotype {__version__}")
     sub = top.add_subparsers(dest="command", required=True)
 
