@@ -16,6 +16,7 @@ from web_helpers import ALGORITHM, PARAMS, cached_web_db
 from sonotype.cli import main as cli_main
 from sonotype.curation import write_label_table
 from sonotype.dataset import NEGATIVE, POSITIVE, load_items, read_annotations
+from sonotype.errors import DataError
 from sonotype.features import PRESETS
 from sonotype.regions import Region
 from sonotype.store import StoreError, open_store
@@ -282,7 +283,9 @@ def test_relabel_then_export_labels_for_train_detector(editor, tmp_path, web):
     assert [(e.start, e.end, e.label) for e in events["a.wav"]] == \
         [(pytest.approx(ga[0].region.start_s, abs=1e-6), pytest.approx(ga[0].region.stop_s, abs=1e-6), "vocalisation")]
     # what train-detector makes of the table: the vocal region's windows positive, the noise regions' negative
-    [item] = load_items([a.path], annotations=out)
+    with pytest.raises(DataError, match="b.wav"):  # the table lists files it was not given: refused ...
+        load_items([a.path], annotations=out)
+    [item] = load_items([a.path], annotations=out, allow_unmatched=True)  # ... unless asked for
     framing = PRESETS["dolphin"].at_rate(48000)
     n = framing.n_windows(a.frames)
     y = item.window_labels(n, framing)
