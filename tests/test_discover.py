@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import detected_store
+from helpers import RMSBackend, birdnet_or_skip, detected_store
 
-from sonotype.batch import model_version
-from sonotype.checkpoint import load_model
+from sonotype.checkpoint import load_model, model_version
 from sonotype.cli import main as cli_main
 from sonotype.discover import DiscoverConfig, discover
 from sonotype.dtw import dtw_distance
 from sonotype.embed import file_embeddings
 from sonotype.errors import ConfigError, DataError
+from sonotype.io import read_audio
 from sonotype.search import SequenceIndex, similar_regions
 from sonotype.sequences import region_sequences, scale_sequences, sequence_key
 from sonotype.store import open_store
@@ -45,6 +45,38 @@ def test_region_sequences_are_the_detectors_own_windows_and_are_stored_once(dete
         monkeypatch.setattr(sq, "embed_windows", lambda *a, **k: pytest.fail("re-ran the encoder"))
         again = region_sequences(s, run, m, stride=None)
         assert all(np.array_equal(again[k], seqs[k]) for k in seqs)
+
+
+def test_region_sequences_under_a_backend_are_its_embeddings_of_the_span(detected):
+    url, model_path, _ = detected
+    m, b = load_model(model_path), RMSBackend()
+    with open_store(url) as s:
+        run = s.regions()[0].run_id
+        seqs = region_sequences(s, run, m, backend=b, log=lambda x: None)
+        rows = s.regions(run_id=run)
+        assert sorted(seqs) == sorted(r.id for r in rows)
+        r = rows[0]
+        rec = s.recording(r.recording_id)
+        x, rate = read_audio(rec.path)
+        # the region's span (its detector windows), converted to the backend's 8 kHz, chunked
+        a, z = r.region.start, r.region.stop
+        assert np.allclose(seqs[r.id], b.embed(x[a:z], rate), atol=1e-4)
+        assert sorted(s.sequences(b.info.key)) == sorted(seqs)  # stored under the backend's key
+
+
+def test_cli_cluster_with_the_birdnet_backend_stores_its_sequences(detected):
+    birdnet_or_skip()
+    url, model_path, _ = detected
+    assert cli_main(["cluster", "--db", url, "--backend", "birdnet", "--hop", "1.0", "--map", "tsne", "--quiet"]) == 0
+    with open_store(url) as s:
+        run = s.regions()[0].run_id
+        params = [c["params"] for c in s.clusterings(run)]
+        assert any(p["encoder"] == "birdnet@2.4/hop1" for p in params)
+        seqs = s.sequences("birdnet@2.4/hop1")
+        assert len(seqs) == len(s.regions(run_id=run))
+        assert all(v.shape[1] == 1024 and np.isfinite(v).all() for v in seqs.values())
+    with pytest.raises(ConfigError, match="unknown backend 'vggish'"):
+        DiscoverConfig(backend="vggish")
 
 
 def test_discover_stores_clusterings_and_maps(detected):
