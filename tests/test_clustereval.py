@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -148,3 +149,25 @@ def test_cli_cluster_eval_selects_on_another_set_and_gives_intervals(synthetic_c
     assert all(c["pooling"] in ("sequence", "mean") and c["scaling"] in ("zscore-l2", "none") for c in chosen.values())
     iv = doc["intervals"]["raw spectrogram"]
     assert iv["nn_accuracy"][1] <= iv["nn_accuracy"][0] <= iv["nn_accuracy"][2]
+
+
+def test_a_mixed_rate_catalog_is_converted_not_skipped(synthetic_catalog, tmp_path):
+    """A quarter of the clips at 22.05 kHz, under a band that reaches 10 kHz: every clip is scored,
+    all converted to the collection's most common rate (48 kHz)."""
+    from sonotype.clustereval import collection_rate
+    from sonotype.io import read_audio
+    from sonotype.resample import resample
+    d = tmp_path / "mixed"
+    d.mkdir()
+    for i, f in enumerate(sorted(synthetic_catalog.glob("*-*.wav"))):
+        x, rate = read_audio(f)
+        if i % 4 == 0:
+            x, rate = resample(x, orig_rate=rate, target_rate=22050), 22050
+        write_audio(d / f.name, x, sample_rate=rate)
+    fe = replace(PRESETS["dolphin"], fmin=2000.0, fmax=14000.0)
+    model = load_model(placeholder_model(tmp_path / "m.pt", frontend=fe))
+    clips = labelled_clips([d], pattern=r"^(upsweep|downsweep|sinusoidal)", log=lambda s: None)
+    assert collection_rate(clips, model) == 48000.0
+    logs = []
+    ev = cluster_eval(clips, model, log=logs.append)
+    assert len(ev.sequences.clips) == 12 and not [m for m in logs if "skipped" in m]

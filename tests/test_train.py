@@ -82,9 +82,11 @@ def test_checkpoint_carries_config_frontend_data_and_version(tmp_path):
     assert load_checkpoint(best_path(tmp_path / "e.pt"))["epoch"] == 0
     assert ck["encoder_config"]["batch_norm"] is True
     assert ck["frontend"]["fmin"] == 2000.0 and ck["frontend"]["n_fft"] == 512
-    assert ck["data"]["files"] == [items[0].path]
+    assert ck["data"]["files"] == [items[0].path] and ck["data"]["sample_rate"] == items[0].sample_rate
     m = load_model(tmp_path / "e.pt")
     assert m.encoder.config.batch_norm and m.head is None
+    from sonotype.backends import load_backend
+    assert load_backend("lstm", model=m).info.sample_rate == items[0].sample_rate  # the rate it declares
 
 
 def test_bad_checkpoints_are_refused_with_the_path(tmp_path):

@@ -324,21 +324,22 @@ def cluster_eval(paths: Sequence[str | Path], *, model: str | Path, labels_csv: 
     ``paths`` are then scored with those choices only, so no setting is tuned on the reported set.
     ``bootstrap``: resamples for 95 % intervals of 1-NN, NMI and ARI (k = types).
     """
+    import numpy as np
+
     from .backends import load_backend
     from .clustereval import (
         DEFAULT_LABEL_PATTERN,
         POOLINGS,
         SELECT_CLUSTERING,
         ClusterEval,
-        score_intervals,
         evaluate_representations,
         format_table,
         labelled_clips,
         loudest_chunks,
         representations,
+        score_intervals,
         select_settings,
     )
-    import numpy as np
     pat = pattern or DEFAULT_LABEL_PATTERN
     clips = labelled_clips(paths, pattern=pat, labels_csv=labels_csv, channel=channel, log=log)
     loaded = load_model(model)
@@ -367,7 +368,9 @@ def cluster_eval(paths: Sequence[str | Path], *, model: str | Path, labels_csv: 
     ev = ClusterEval(labels, seqs, results, "chosen per representation" if choices else scaling,
                      "chosen per representation" if choices else pooling)
     log(format_table(ev))
-    doc = {"model": str(model), "backends": [b.info.to_dict() for b in bks], **ev.to_dict()}
+    from .backends.lstm import LSTMBackend
+    lstm = LSTMBackend(loaded, stride=stride)
+    doc = {"model": str(model), "backends": [lstm.info.to_dict()] + [b.info.to_dict() for b in bks], **ev.to_dict()}
     if choices:
         doc["selection"] = {"on": [str(p) for p in select_on], "criterion": "ARI, agglomerative cut at k = types",
                             "choices": [c.__dict__ for c in choices.values()]}

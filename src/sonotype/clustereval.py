@@ -25,12 +25,13 @@ import scipy.stats
 
 from .agreement import agreement, loo_nn_accuracy
 from .backends import Backend
+from .backends.lstm import LSTMBackend
 from .checkpoint import LoadedModel
 from .cluster import Clustering, agglomerative, hdbscan, silhouette_cut
 from .dataset import find_audio
 from .dtw import dtw_matrix
 from .errors import DataError
-from .io import read_audio
+from .io import audio_info, read_audio
 from .sequences import (
     SEQUENCE_STRIDE,
     Clip,
@@ -178,12 +179,27 @@ def pool_sequences(seqs: Sequence[np.ndarray], *, mode: str = "sequence") -> lis
     return list(seqs) if mode == "sequence" else [np.asarray(s, np.float32).mean(axis=0, keepdims=True) for s in seqs]
 
 
+def collection_rate(clips: Sequence[Clip], model: LoadedModel) -> float | None:
+    """The rate every clip is converted to for the encoder and the spectrogram baseline: the model's
+    declared rate (see :mod:`sonotype.backends.lstm`), else, when the clips' rates differ, the most
+    common one (ties: the highest); None when all share one rate and the model declares none."""
+    declared = LSTMBackend(model).info.sample_rate
+    if declared:
+        return float(declared)
+    rates = [audio_info(c.path).sample_rate for c in clips]
+    if len(set(rates)) <= 1:
+        return None
+    values, counts = np.unique(rates, return_counts=True)
+    return float(values[counts == counts.max()].max())
+
+
 def representations(clips: Sequence[Clip], model: LoadedModel, *, backends: Sequence[Backend] = (),
                     stride: int | None = SEQUENCE_STRIDE, seed: int = 0,
                     log: Callable[[str], None] = print) -> tuple[ClipSequences, dict[str, list[np.ndarray]]]:
     """The clips' sequences under every representation: the three of the module doc plus one per
     backend (named by its label). Clips that cannot be read are logged and left out of all."""
-    seqs = clip_sequences(clips, model, stride=stride, untrained_seed=seed,
+    rate = collection_rate(clips, model)
+    seqs = clip_sequences(clips, model, stride=stride, untrained_seed=seed, sample_rate=rate,
                           on_error=lambda c, e: log(f"skipped {c.path}: {e}"))
     reps = {"trained encoder": seqs.encoder, "untrained encoder": seqs.untrained, "raw spectrogram": seqs.frames}
     for b in backends:

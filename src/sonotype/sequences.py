@@ -35,6 +35,7 @@ from .features import (
 )
 from .io import audio_info, read_audio
 from .model import Encoder, EncoderConfig
+from .resample import read_resampled
 from .store import RegionRow, Store
 
 
@@ -58,11 +59,16 @@ class Clip:
         return self.key or Path(self.path).name
 
 
-def span_frames(clip: Clip, frontend: FrontEnd) -> tuple[np.ndarray, Framing]:
-    """Band spectrogram ``(F, B)`` (dB for the log scale) of the clip's span and its framing."""
+def span_frames(clip: Clip, frontend: FrontEnd, *, sample_rate: float | None = None) -> tuple[np.ndarray, Framing]:
+    """Band spectrogram ``(F, B)`` (dB for the log scale) of the clip's span and its framing; with
+    ``sample_rate`` the span is first converted to that rate (Hz), whatever the file's."""
     info = audio_info(clip.path)
-    framing = framing_for(frontend, info.sample_rate, clip.path)
-    x, _ = read_audio(clip.path, channel=clip.channel, start=clip.start, stop=clip.stop)
+    if sample_rate and sample_rate != info.sample_rate:
+        x, rate = read_resampled(clip.path, target_rate=sample_rate, channel=clip.channel, start=clip.start,
+                                 stop=clip.stop)
+    else:
+        x, rate = read_audio(clip.path, channel=clip.channel, start=clip.start, stop=clip.stop)
+    framing = framing_for(frontend, rate, clip.path)
     if x.shape[0] < framing.n_fft:  # shorter than one frame: zero-pad to one
         x = np.pad(x, (0, framing.n_fft - x.shape[0]))
     return spectrogram(np.ascontiguousarray(x, np.float32), framing), framing
@@ -114,18 +120,18 @@ def sequence_key(model: LoadedModel, stride: int | None = SEQUENCE_STRIDE) -> st
 
 
 def clip_sequences(clips: Sequence[Clip], model: LoadedModel, *, stride: int | None = SEQUENCE_STRIDE,
-                   untrained_seed: int = 0, thumbnail_frames: int = 128,
+                   untrained_seed: int = 0, thumbnail_frames: int = 128, sample_rate: float | None = None,
                    on_error: Callable[[Clip, Exception], None] | None = None) -> ClipSequences:
     """Embed each clip with the trained encoder and with an untrained one (windows ``stride`` frames
-    apart), and keep its frames. Clips that cannot be read are passed to ``on_error`` and left out
-    (or raise when it is None).
+    apart), and keep its frames; with ``sample_rate`` every clip is first converted to that rate.
+    Clips that cannot be read are passed to ``on_error`` and left out (or raise when it is None).
     """
     fe = sequence_frontend(model.frontend, stride)
     base = untrained_encoder(model.encoder.config, seed=untrained_seed)
     kept, enc, unt, frm, th = [], [], [], [], []
     for clip in clips:
         try:
-            frames, framing = span_frames(clip, fe)
+            frames, framing = span_frames(clip, fe, sample_rate=sample_rate)
         except Exception as e:
             if on_error is None:
                 raise

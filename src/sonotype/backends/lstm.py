@@ -1,10 +1,12 @@
 """The seed's LSTM-V3 encoder as a backend: its own spectrogram front end, one embedding per window.
 
 The front end adapts to the file's rate (band in Hz; with ``reference_rate`` frames of fixed
-duration), so the model takes each file at its own rate unless it declares one: the front end's
-``reference_rate``, or ``sample_rate`` given here (e.g. the rate it was trained at). A file whose
-Nyquist frequency lies under the model's band is converted up to the declared rate instead of
-being skipped; without a declared rate that is an error that says so.
+duration), so the model takes each file at its own rate unless it declares one: ``sample_rate``
+given here, else the front end's ``reference_rate``, else the (median) rate of its training files,
+which checkpoints record since this version. With a declared rate every file is converted to it,
+so that frames last the same time in a mixed-rate collection and a file whose Nyquist frequency
+lies under the model's band is embedded instead of skipped; without one, such a file is an error
+that says so.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ class LSTMBackend(Backend):
                  speedup: float = 1.0):
         fe = model.frontend if stride is None else replace(model.frontend, stride=stride)
         self.model, self.frontend = model, fe
-        rate = sample_rate or fe.reference_rate
+        trained_at = (model.checkpoint.get("data") or {}).get("sample_rate")
+        rate = sample_rate or fe.reference_rate or trained_at
         # hop and window in seconds at the declared rate (at the file's own rate when none is declared
         # and no reference rate fixes the frame length: then they are nominal, at 48 kHz)
         r = rate or 48000.0
