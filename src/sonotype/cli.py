@@ -166,7 +166,8 @@ def cmd_train_detector(a) -> int:
     train_detector(a.paths, encoder=a.encoder, out=a.out, channel=_channel(a.channel), annotations=a.annotations,
                    negative_patterns=a.negative_patterns, negative_dirs=a.negative_dirs, min_overlap=a.min_overlap,
                    epochs=a.epochs, lr=a.lr, hidden=a.hidden, seed=a.seed, val_fraction=a.val_fraction,
-                   val_split=a.val_split, target_precision=a.target_precision, stride=a.stride, finetune=a.finetune, encoder_lr=a.encoder_lr,
+                   val_split=a.val_split, target_precision=a.target_precision, threshold_level=a.threshold_level,
+                   stride=a.stride, finetune=a.finetune, encoder_lr=a.encoder_lr,
                    cache_dir=a.cache_dir, threads=a.threads, progress=not a.quiet, report_dir=a.report_dir or None,
                    allow_unmatched=a.allow_unmatched)
     return 0
@@ -254,8 +255,9 @@ def cmd_info(a) -> int:
 
 
 def cmd_serve(a) -> int:
-    from .web import serve
-    serve(a.db, host=a.host, port=a.port, edit_token=a.edit_token, audio_root=a.audio_root)
+    from .web import Limits, serve
+    serve(a.db, host=a.host, port=a.port, edit_token=a.edit_token, audio_root=a.audio_root,
+          allowed_hosts=a.allowed_hosts, any_host=a.any_host, limits=Limits(renders=a.max_renders))
     return 0
 
 
@@ -333,6 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target-precision", type=_number(lo=0, hi=1, lo_open=True, what="a precision"),
                    dest="target_precision",
                    help="choose the threshold with the most recall at this validation precision (default: max F1)")
+    p.add_argument("--threshold-level", default="auto", choices=["auto", "event", "window"], dest="threshold_level",
+                   help="choose the threshold on the regions' events in the validation recordings (event), or on "
+                        "windows (window); auto: event when there are annotated events")
     p.add_argument("--threads", type=_COUNT)
     _report_arg(p)
     p.add_argument("--quiet", action="store_true")
@@ -454,7 +459,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--edit-token", dest="edit_token",
                    help="allow edits by requests carrying this token (default: $SONOTYPE_EDIT_TOKEN; none: read-only)")
     p.add_argument("--audio-root", dest="audio_root",
-                   help="folder that relative recording paths in the database start from (default: here)")
+                   help="folder that relative recording paths in the database start from (default: here); "
+                        "clients without the edit token see paths relative to it, never full server paths")
+    p.add_argument("--allowed-host", action="append", dest="allowed_hosts", metavar="NAME",
+                   help="also answer requests whose Host header is NAME (repeatable; default: this machine's "
+                        "names and the bound address; other Host headers get 400)")
+    p.add_argument("--allow-any-host", action="store_true", dest="any_host",
+                   help="answer any Host header (turns off the DNS-rebinding guard; behind a proxy that checks it)")
+    p.add_argument("--max-renders", type=_COUNT, default=4, dest="max_renders",
+                   help="spectrograms and long audio spans made at once (default 4); more get 503 + Retry-After")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("export-labels", help="curated region labels as an annotation CSV for train-detector")

@@ -31,8 +31,10 @@ Id = Annotated[int, Path(ge=0, le=_MAX_ID)]
 Text = Annotated[str | None, Query(max_length=500)]
 
 
-def recording_json(rec: RecordingRow, *, latest_run_id: int | None = None, n_regions: int | None = None) -> dict:
-    return {"id": rec.id, "path": rec.path, "name": PurePath(rec.path).name, "sample_rate": rec.sample_rate,
+def recording_json(rec: RecordingRow, *, latest_run_id: int | None = None, n_regions: int | None = None,
+                   path: str | None = None) -> dict:
+    """``path``: the path shown (default: the stored one; the server shows anonymous clients a relative one)."""
+    return {"id": rec.id, "path": rec.path if path is None else path, "name": PurePath(rec.path).name, "sample_rate": rec.sample_rate,
             "channels": rec.channels, "channel_used": rec.channel_used, "frames": rec.frames,
             "duration_s": rec.duration_s, "format": rec.format, "encounter": rec.encounter, "site": rec.site,
             "date": rec.date, "metadata": rec.metadata or {}, "latest_run_id": latest_run_id, "n_regions": n_regions}
@@ -48,15 +50,17 @@ def region_json(row: RegionRow, label: RegionLabelRow | None = None) -> dict:
 
 
 def recording_summary(request: Request, rec: RecordingRow) -> dict:
-    store = ctx_of(request).store
+    ctx = ctx_of(request)
+    store = ctx.store
     run = store.latest_run_id(rec.id)
-    return recording_json(rec, latest_run_id=run, n_regions=None if run is None else store.count_regions(rec.id, run))
+    return recording_json(rec, latest_run_id=run, n_regions=None if run is None else store.count_regions(rec.id, run),
+                          path=ctx.shown_path(request, rec.path))
 
 
 @router.get("/info", response_model=S.Info, summary="Server version, database and whether edits are accepted")
 def info(request: Request):
     ctx = ctx_of(request)
-    return {"version": __version__, "database": ctx.store.label, "editing": ctx.edit_token is not None,
+    return {"version": __version__, "database": ctx.database_label(request), "editing": ctx.edit_token is not None,
             "limits": {k: float(v) for k, v in vars(ctx.limits).items()}}
 
 

@@ -4,11 +4,15 @@ turn ids from a request into database rows and registered audio files (never a p
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import math
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import numpy as np
 from fastapi import HTTPException, Request
@@ -34,6 +38,14 @@ class Limits:
     text: int = 4000  # characters of a note
     name: int = 200  # characters of a name or author
     split: int = 10000  # region ids moved by one split
+    renders: int = 4  # heavy responses (spectrogram pictures, long audio spans) at once; more get 503
+    render_wait_s: float = 2.0  # how long a heavy request waits for a free slot before its 503
+    heavy_audio_s: float = 60.0  # an audio span longer than this counts as a heavy response
+    echo: int = 200  # characters of a request value an error message repeats
+
+
+TOKEN_HEADER = "X-Sonotype-Token"
+RETRY_AFTER_S = 2  # the Retry-After of a 503 when every render slot is taken
 
 
 @dataclass
@@ -44,6 +56,100 @@ class ServerContext:
     edit_token: str | None = None
     audio_root: Path = field(default_factory=Path.cwd)
     limits: Limits = field(default_factory=Limits)
+    renders: threading.BoundedSemaphore = field(init=False, repr=False)
+
+    def __post_init__(self):
+        if int(self.limits.renders) < 1:
+            raise ConfigError(f"renders must be >= 1 (heavy responses at once), got {self.limits.renders!r}")
+        self.renders = threading.BoundedSemaphore(int(self.limits.renders))
+
+    def privileged(self, request: Request) -> bool:
+        """Whether ``request`` carries the edit token (such clients see full server paths)."""
+        if self.edit_token is None:
+            return False
+        given = (request.headers.get(TOKEN_HEADER) or "").encode("utf-8")
+        return hmac.compare_digest(given, self.edit_token.encode("utf-8"))
+
+    def display_path(self, path: str | Path) -> str:
+        """What an anonymous client sees of a server path: relative to the audio root when under it,
+        else the file name only (no absolute path)."""
+        p = PurePath(path)
+        if not p.is_absolute():
+            return str(p)
+        try:
+            return str(p.relative_to(self.audio_root.resolve()))
+        except ValueError:
+            try:
+                return str(p.relative_to(self.audio_root))
+            except ValueError:
+                return p.name
+
+    def shown_path(self, request: Request, path: str | Path) -> str:
+        return str(path) if self.privileged(request) else self.display_path(path)
+
+    def database_label(self, request: Request | None = None) -> str:
+        """The database as shown: its URL with the edit token, else only the file (or database) name."""
+        label = self.store.label
+        if request is not None and self.privileged(request):
+            return label
+        return PurePath(label.split("?", 1)[0].rsplit("/", 1)[-1] or "database").name
+
+    def scrub(self, request: Request | None, text: str) -> str:
+        """``text`` with the server's own paths (database, audio root) cut down for anonymous clients."""
+        if request is not None and self.privileged(request):
+            return text
+        text = text.replace(self.store.label, self.database_label())
+        for root in {str(self.audio_root.resolve()), str(self.audio_root)}:
+            if len(root) > 1:
+                text = text.replace(root.rstrip("/") + "/", "")
+        return text
+
+
+class Slot:
+    """One held render slot; :meth:`release` is idempotent and also runs when the holder is dropped
+    (a streamed response whose body never started still gives its slot back)."""
+
+    def __init__(self, semaphore: threading.BoundedSemaphore):
+        self._sem, self._lock, self._held = semaphore, threading.Lock(), True
+
+    def release(self) -> None:
+        with self._lock:
+            if self._held:
+                self._held = False
+                self._sem.release()
+
+    def __del__(self):
+        self.release()
+
+
+def take_slot(ctx: ServerContext, what: str) -> Slot:
+    """One of the server's ``limits.renders`` slots for a heavy response, waiting at most
+    ``limits.render_wait_s``; when all stay taken: 503 with Retry-After, rather than queueing unbounded
+    work. Each render's memory is bounded (decoder block + picture), so the server's total is too."""
+    wait = float(ctx.limits.render_wait_s)
+    got = ctx.renders.acquire(timeout=wait) if wait > 0 else ctx.renders.acquire(blocking=False)
+    if not got:
+        raise HTTPException(503, f"the server is busy: {ctx.limits.renders} heavy responses (spectrograms, long "
+                                 f"audio spans) are being made; try this {what} again in {RETRY_AFTER_S} s",
+                            headers={"Retry-After": str(RETRY_AFTER_S)})
+    return Slot(ctx.renders)
+
+
+@contextmanager
+def render_slot(ctx: ServerContext, what: str) -> Iterator[None]:
+    """``with render_slot(ctx, "spectrogram"):`` holds a slot (see :func:`take_slot`) for the block."""
+    slot = take_slot(ctx, what)
+    try:
+        yield
+    finally:
+        slot.release()
+
+
+def truncate(value, limit: int = 200) -> str:
+    """``value`` as text of at most about ``limit`` characters (for error messages that repeat input)."""
+    text = value if isinstance(value, str) else json.dumps(value, default=str) \
+        if isinstance(value, (dict, list, tuple)) else str(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
 
 
 def ctx_of(request: Request) -> ServerContext:
@@ -108,16 +214,17 @@ def audio_of(ctx: ServerContext, rec: RecordingRow) -> Audio:
     p = Path(rec.path)
     if not p.is_absolute():
         p = ctx.audio_root / p
+    shown = ctx.display_path(p)
     if not p.is_file():
-        raise HTTPException(404, f"the audio of recording {rec.id} is not at {p}; start the server where the "
+        raise HTTPException(404, f"the audio of recording {rec.id} is not at {shown}; start the server where the "
                                  "recordings are, or give --audio-root for relative paths")
     try:
         info: AudioInfo = audio_info(p)
     except AudioError as e:
-        raise HTTPException(409, f"recording {rec.id}: {e}") from None
+        raise HTTPException(409, f"recording {rec.id}: {str(e).replace(str(p), shown)}") from None
     exact = info.decoder == "soundfile"
     if int(info.sample_rate) != round(rec.sample_rate) or (exact and info.frames != rec.frames):
-        raise HTTPException(409, f"recording {rec.id}: {p} now has {info.frames} samples at {info.sample_rate} Hz "
+        raise HTTPException(409, f"recording {rec.id}: {shown} now has {info.frames} samples at {info.sample_rate} Hz "
                                  f"but was registered with {rec.frames} at {rec.sample_rate:g} Hz; the file changed "
                                  "since detection: run `sonotype detect` on it again")
     channel = rec.channel_used if rec.channel_used is not None and rec.channel_used < info.channels else 0

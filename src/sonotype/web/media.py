@@ -22,6 +22,7 @@ from ..io import iter_blocks
 from ..render import render_span
 from .context import (
     Audio,
+    Slot,
     audio_of,
     bad_request,
     ctx_of,
@@ -29,8 +30,10 @@ from .context import (
     recording_levels,
     recording_or_404,
     region_or_404,
+    render_slot,
     run_for,
     span_samples,
+    take_slot,
 )
 
 router = APIRouter(prefix="/api", tags=["media"])
@@ -130,8 +133,19 @@ def wav_response(request: Request, audio: Audio, a: int, b: int, *, filename: st
         headers["Content-Range"] = f"bytes {first}-{last}/{total}"
     if request.method == "HEAD":
         return Response(status_code=206 if rng else 200, headers=headers, media_type="audio/wav")
-    return StreamingResponse(_span_bytes(audio, a, b, first, last, header), status_code=206 if rng else 200,
-                             headers=headers, media_type="audio/wav")
+    body = _span_bytes(audio, a, b, first, last, header)
+    ctx = ctx_of(request)
+    seconds = (last - first + 1) / (audio.sample_rate * (2 if audio.pcm16 else 4))
+    if seconds > ctx.limits.heavy_audio_s:  # a long span holds a render slot while it streams
+        body = _holding(take_slot(ctx, "audio span"), body)
+    return StreamingResponse(body, status_code=206 if rng else 200, headers=headers, media_type="audio/wav")
+
+
+def _holding(slot: Slot, chunks: Iterator[bytes]) -> Iterator[bytes]:
+    try:
+        yield from chunks
+    finally:
+        slot.release()
 
 
 @router.head("/regions/{region_id}/audio.wav", include_in_schema=False)
@@ -168,13 +182,16 @@ def _png(request: Request, rec, run_id: int | None, a: int, b: int, width: int, 
          floor: float | None, ceiling: float | None, audio: Audio) -> Response:
     ctx = ctx_of(request)
     fe = frontend_of_run(ctx, run_for(ctx, rec.id, run_id))
-    if floor is None or ceiling is None:
-        lo, hi = recording_levels(audio, fe)
-        floor, ceiling = (lo if floor is None else floor), (hi if ceiling is None else ceiling)
-    if ceiling <= floor:
+    if floor is not None and ceiling is not None and ceiling <= floor:
         raise bad_request(f"need floor < ceiling (dB), got floor={floor:g}, ceiling={ceiling:g}", 422)
-    body, pic = render_span(audio.path, frontend=fe, channel=audio.channel, sample_rate=audio.sample_rate, start=a,
-                            stop=b, width=width, height=height, floor=floor, ceiling=ceiling)
+    with render_slot(ctx, "spectrogram"):
+        if floor is None or ceiling is None:
+            lo, hi = recording_levels(audio, fe)
+            floor, ceiling = (lo if floor is None else floor), (hi if ceiling is None else ceiling)
+        if ceiling <= floor:
+            raise bad_request(f"need floor < ceiling (dB), got floor={floor:g}, ceiling={ceiling:g}", 422)
+        body, pic = render_span(audio.path, frontend=fe, channel=audio.channel, sample_rate=audio.sample_rate,
+                                start=a, stop=b, width=width, height=height, floor=floor, ceiling=ceiling)
     return Response(body, media_type="image/png", headers={
         **_CACHE, "X-Sonotype-Band-Hz": f"{pic.fmin:g}-{pic.fmax:g}",
         "X-Sonotype-Span-S": f"{a / audio.sample_rate:.6f}-{b / audio.sample_rate:.6f}"})

@@ -38,7 +38,7 @@ STATIC = {"common.js": "text/javascript", "recording.js": "text/javascript", "cl
 def _render(request: Request, template: str, **values) -> HTMLResponse:
     ctx = ctx_of(request)
     html = _env.get_template(template).render(editing=ctx.edit_token is not None, version=__version__,
-                                              database=ctx.store.label, **values)
+                                              database=ctx.database_label(request), **values)
     return HTMLResponse(html)
 
 

@@ -16,7 +16,7 @@ Author = Field(None, max_length=_L.name, description="who makes the change (free
 
 class Info(BaseModel):
     version: str
-    database: str
+    database: str = Field(description="the database's name (its full URL only with the edit token)")
     editing: bool = Field(description="whether this server accepts edits (started with an edit token)")
     limits: dict[str, float]
 
@@ -30,7 +30,8 @@ class Run(BaseModel):
 
 class Recording(BaseModel):
     id: int
-    path: str
+    path: str = Field(description="the file, relative to the server's audio root (the full server path only "
+                                  "for requests carrying the edit token; outside the root: the file name)")
     name: str = Field(description="file name without folders")
     sample_rate: float
     channels: int
