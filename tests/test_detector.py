@@ -6,8 +6,8 @@ import json
 
 import numpy as np
 import pytest
-
 from helpers import placeholder_model, tone_with_gaps
+
 from sonotype.checkpoint import load_model
 from sonotype.dataset import Event, make_items
 from sonotype.detector import DetectorConfig, train_detector
@@ -93,3 +93,22 @@ def test_finetuning_updates_the_encoder_and_still_detects(corpus, tmp_path):
     assert not np.allclose(ssl["local_conv.weight"].numpy(), tuned.encoder.state_dict()["local_conv.weight"].numpy())
     result = evaluate_detector(tuned, items[4:], progress=False)
     assert result["average_precision"] > 0.8, format_report(result)
+
+
+def test_threshold_is_chosen_on_validation_events_of_long_recordings(corpus, tmp_path):
+    _, items, enc = corpus
+    ck = train_detector(enc, items[:4], out=tmp_path / "ev.pt", config=DetectorConfig(epochs=20, seed=0),
+                        progress=False, log=lambda s: None)["detector"]
+    assert ck["threshold_level"] == "event" and ck["validation_events"]["events"] > 0
+    assert 0 < ck["threshold"] < 1 and 0 < ck["window_threshold"] < 1
+    win = train_detector(enc, items[:4], out=tmp_path / "w.pt",
+                         config=DetectorConfig(epochs=20, seed=0, threshold_level="window"),
+                         progress=False, log=lambda s: None)["detector"]
+    assert win["threshold_level"] == "window" and win["threshold"] == pytest.approx(ck["window_threshold"])
+    # file-level labels (no annotated events): an event-level threshold cannot be chosen
+    from dataclasses import replace
+    labelled = [replace(items[0], events=None, label=1), replace(items[1], events=None, label=0)]
+    with pytest.raises(DataError, match="needs annotated events"):
+        train_detector(enc, labelled, out=tmp_path / "x.pt",
+                       config=DetectorConfig(epochs=1, threshold_level="event", val_split="time"),
+                       progress=False, log=lambda s: None)

@@ -44,3 +44,41 @@ def test_touching_is_not_overlapping_and_empty_inputs():
     assert score_events({"a.wav": [(1.9, 3.0)]}, ev, {"a.wav": 3600}).events_found == 1
     s = score_events({}, {}, {"a.wav": 60.0})
     assert (s.precision, s.recall, s.f1, s.false_alarms_per_hour) == (0.0, 0.0, 0.0, 0.0)
+
+
+def test_pam_rule_matches_by_centre_within_the_tolerance():
+    ev = {"a.wav": [Event(10.0, 11.0)]}
+    assert score_events({"a.wav": [(12.0, 12.8)]}, ev, {"a.wav": 60}, tolerance_s=1.5).events_found == 1  # centre 12.4
+    assert score_events({"a.wav": [(12.0, 13.2)]}, ev, {"a.wav": 60}, tolerance_s=1.5).events_found == 0  # centre 12.6
+    assert score_events({"a.wav": [(12.0, 13.2)]}, ev, {"a.wav": 60}).events_found == 0  # no overlap either
+    assert score_events({"a.wav": [(5.0, 10.2)]}, ev, {"a.wav": 60}, tolerance_s=1.5).events_found == 0  # centre 7.6
+    assert score_events({"a.wav": [(5.0, 10.2)]}, ev, {"a.wav": 60}).events_found == 1  # overlaps
+
+
+def test_event_threshold_is_the_best_event_f1_over_the_candidates():
+    from sonotype.events import ScoredSpan, choose_event_threshold, span_event_scores
+    from sonotype.features import FrontEnd
+    from sonotype.regions import RegionRule, find_regions
+    fr = FrontEnd(n_fft=512, hop=256, fmin=0.0).at_rate(8000)   # windows of 32 frames, stride 16: 0.512 s apart
+    rng = np.random.default_rng(3)
+    n = 400
+    scores = rng.uniform(0, 0.6, n)
+    events = []
+    for k in range(0, n - 10, 37):                  # calls where the scores rise, of varying strength
+        scores[k:k + 3] = rng.uniform(0.4, 1.0)
+        a = fr.window_span(k)[0] / 8000
+        events.append(Event(a + 0.2, a + 1.0))
+    span = ScoredSpan(scores, fr, 0, fr.window_span(n - 1)[1], tuple(events))
+    th, best = choose_event_threshold({"x": span}, candidates=60)
+    # brute force over the same candidates with find_regions and score_events directly
+    grid = np.unique(np.quantile(scores, np.linspace(0.5, 1.0, 60, endpoint=False)))
+    f1s = []
+    for t in grid:
+        regs = find_regions(scores, fr, rule=RegionRule(threshold=float(t)), n_samples=span.n_samples)
+        f1s.append(score_events({"x": [(g.start_s, g.stop_s) for g in regs]}, {"x": list(events)},
+                                {"x": span.n_samples / 8000}).f1)
+    assert best.f1 == pytest.approx(max(f1s)) and th == pytest.approx(max(t for t, f in zip(grid, f1s) if f == max(f1s)))
+    # a precision target trades recall for fewer false alarms
+    th9, at9 = choose_event_threshold({"x": span}, candidates=60, target_precision=0.9)
+    assert th9 >= th and (at9.precision >= 0.9 or at9 == best)
+    assert span_event_scores({"x": span}, rule=RegionRule(threshold=th)).f1 == best.f1

@@ -104,6 +104,7 @@ def train_detector(paths: Sequence[str | Path], *, encoder: str | Path, out: str
                    annotations: str | Path | None = None, negative_patterns=None, negative_dirs=None,
                    min_overlap: float = 0.5, epochs: int = 64, lr: float = 1e-3, hidden: int = 0, seed: int = 0,
                    val_fraction: float = 0.25, val_split: str = "auto", target_precision: float | None = None,
+                   threshold_level: str = "auto",
                    stride: int | None = None, finetune: bool = False, encoder_lr: float = 1e-4,
                    cache_dir: str | Path | None = None, threads: int | None = None, progress: bool = True,
                    report_dir: str | Path | None = None, allow_unmatched: bool = False,
@@ -116,6 +117,7 @@ def train_detector(paths: Sequence[str | Path], *, encoder: str | Path, out: str
                        on_error=_warn_skip(log), allow_unmatched=allow_unmatched, log=log)
     cfg = DetectorConfig(epochs=epochs, lr=lr, hidden=hidden, seed=seed, val_fraction=val_fraction,
                          val_split=val_split, min_overlap=min_overlap, target_precision=target_precision,
+                         threshold_level=threshold_level,
                          stride=stride, finetune=finetune, encoder_lr=encoder_lr, threads=threads)
     ck = _train_detector(encoder, items, out=out, config=cfg, progress=progress, log=log, cache_dir=cache_dir,
                          data_note={"inputs": [str(p) for p in paths],

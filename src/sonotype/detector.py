@@ -21,11 +21,16 @@ from tqdm.auto import tqdm
 from . import metrics
 from .checkpoint import load_model, save_checkpoint
 from .dataset import IGNORE, FrameCache, Item, split_by_file
-from .finetune import LabelledWindows, finetune, label_windows, scores as finetune_scores
 from .embed import file_embeddings, head_scores
-from .errors import DataError
-from .model import DetectorHead
+from .errors import ConfigError, DataError
+from .events import ScoredSpan, choose_event_threshold
+from .finetune import LabelledWindows, finetune, label_windows
+from .finetune import scores as finetune_scores
+from .model import DetectorHead, Encoder
+from .regions import RegionRule
 from .runtime import set_threads
+
+THRESHOLD_LEVELS = ("auto", "event", "window")
 
 
 @dataclass(frozen=True)
@@ -44,8 +49,14 @@ class DetectorConfig:
     negatives_per_positive: int = 4  # noise windows drawn per vocal window each fine-tuning epoch
     balance: bool = True  # weight positives by n_neg / n_pos
     target_precision: float | None = None  # threshold rule; None: max F1 on validation
+    threshold_level: str = "auto"  # event: best event F1 of the regions on validation stretches of the annotated
+    #                                recordings; window: best window F1; auto: event where there are annotations
     seed: int = 0
     threads: int | None = None
+
+    def __post_init__(self):
+        if self.threshold_level not in THRESHOLD_LEVELS:
+            raise ConfigError(f"threshold_level {self.threshold_level!r}; expected one of {THRESHOLD_LEVELS}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -138,6 +149,25 @@ def train_head(train: LabelledWindows, val: LabelledWindows, *, config: Detector
     return head.eval(), history
 
 
+def validation_spans(encoder: Encoder, head: DetectorHead, frontend, items: Sequence[Item], *, mode: str,
+                     val_files: Sequence[str], fraction: float) -> dict[str, ScoredSpan]:
+    """Detector scores over the validation stretches of the annotated recordings, windowed as
+    ``sonotype detect`` windows them (the checkpoint's front end): whole held-out files (``mode``
+    'file'), or the last ``fraction`` of each file ('time'; one window more is left out at the cut)."""
+    out = {}
+    held = set(val_files)
+    for it in items:
+        if it.events is None or (mode == "file" and it.path not in held):
+            continue
+        e = file_embeddings(encoder, it.path, frontend, channel=it.channel, sample_rate=it.sample_rate)
+        first = 0 if mode == "file" else int(np.ceil(len(e) * (1 - fraction))) + 1
+        if first >= len(e):
+            continue
+        out[it.path] = ScoredSpan(head_scores(head, e[first:]), frontend.at_rate(it.sample_rate), first, it.frames,
+                                  tuple(it.events))
+    return out
+
+
 def train_detector(encoder_path: str | Path, items: Sequence[Item], *, out: str | Path,
                    config: DetectorConfig = DetectorConfig(), data_note: dict | None = None,
                    cache_dir: str | Path | None = None,
@@ -180,9 +210,24 @@ def train_detector(encoder_path: str | Path, items: Sequence[Item], *, out: str 
                                    progress=progress)
         val_scores = head_scores(head, va.data)
     threshold = metrics.choose_threshold(val_scores, va.y, target_precision=config.target_precision)
+    window_threshold, level, val_events = threshold, "window", None
+    annotated = any(it.events is not None for it in items)
+    if config.threshold_level == "event" or (config.threshold_level == "auto" and annotated):
+        scorer = enc if config.finetune else model.encoder
+        spans = validation_spans(scorer, head, model.frontend, items, mode=mode, val_files=val_files,
+                                 fraction=config.val_fraction) if annotated else {}
+        if any(sp.events for sp in spans.values()):
+            threshold, ev = choose_event_threshold(spans, rule=RegionRule(), target_precision=config.target_precision)
+            level, val_events = "event", ev.to_dict()
+            log(f"event-level threshold {threshold:.3f} on {ev.hours * 60:.1f} min of validation recordings: "
+                f"{ev.events_found}/{ev.events} events found, event precision {ev.precision:.3f}, "
+                f"{ev.false_alarms_per_hour:.1f} false alarms/h (window-level threshold was {window_threshold:.3f})")
+        elif config.threshold_level == "event":
+            raise DataError("threshold_level 'event' needs annotated events in the validation recordings; "
+                            "use --threshold-level window, or give more annotated files")
     val_summary = metrics.summary(val_scores, va.y, threshold=threshold)
     cm = val_summary["confusion"]
-    log(f"threshold {threshold:.3f} (chosen on validation): precision {cm['precision']:.3f}, "
+    log(f"threshold {threshold:.3f} (chosen on validation, {level} level): window precision {cm['precision']:.3f}, "
         f"recall {cm['recall']:.3f}, F1 {cm['f1']:.3f}, AP {val_summary['average_precision']:.3f}")
     ck = dict(model.checkpoint)
     ck.pop("optimizer", None); ck.pop("rng_torch", None)
@@ -191,6 +236,7 @@ def train_detector(encoder_path: str | Path, items: Sequence[Item], *, out: str 
     ck.update({"kind": "detector", "encoder_checkpoint": str(encoder_path), "detector": {
         "head": head.state_dict(), "dropout": config.dropout, "hidden": config.hidden, "threshold": threshold,
         "config": config.to_dict(), "history": history, "validation": val_summary, "val_split": mode,
+        "threshold_level": level, "window_threshold": window_threshold, "validation_events": val_events,
         "finetuned": bool(config.finetune),
         "train_files": [it.path for it in items if it.path not in set(val_files)], "val_files": val_files,
         "data": data_note or {}}})
