@@ -241,8 +241,9 @@ def _check_export_out(out: Path, fmt: str) -> None:
 
 
 def evaluate_events(*, db: str, annotations: str | Path, run: int | None = None, json_out: str | Path | None = None,
-                    allow_unmatched: bool = False, log: Callable[[str], None] = print) -> dict:
-    """Event precision/recall/F1 and false alarms per hour of a run's regions against an annotation table.
+                    allow_unmatched: bool = False, tolerance_s: float = 1.5, log: Callable[[str], None] = print) -> dict:
+    """Event precision/recall/F1 and false alarms per hour of a run's regions against an annotation table,
+    by overlap and by the PAM-challenge rule (a region's centre within ``tolerance_s`` of an event).
 
     Annotation names are matched to the run's recordings by :func:`~sonotype.dataset.match_annotations`
     (a recording under several paths answers to each). Names that match no recording, and recordings
@@ -272,11 +273,14 @@ def evaluate_events(*, db: str, annotations: str | Path, run: int | None = None,
     durations = {rid: recs[rid].duration_s for rid in scored}
     regions = {rid: [(r.region.start_s, r.region.stop_s) for r in by_rec[rid]] for rid in scored}
     s = score_events(regions, m.events, durations)
-    log(f"run {run}: {s.events} annotated event(s) in {len(durations)} recording(s), {s.hours:.2f} h\n"
-        f"  event recall {s.recall:.3f} ({s.events_found}/{s.events})   precision {s.precision:.3f} "
-        f"({s.regions_matching}/{s.regions} regions)   F1 {s.f1:.3f}   false alarms {s.false_alarms} "
-        f"({s.false_alarms_per_hour:.2f} per hour)")
-    result = {"run": run, **s.to_dict(), "recordings": sorted(recs[rid].path for rid in scored)}
+    pam = score_events(regions, m.events, durations, tolerance_s=tolerance_s)
+    log(f"run {run}: {s.events} annotated event(s) in {len(durations)} recording(s), {s.hours:.2f} h")
+    for name, sc in (("overlap rule", s), (f"PAM rule ({tolerance_s:g} s)", pam)):
+        log(f"  {name:<16} event recall {sc.recall:.3f} ({sc.events_found}/{sc.events})   precision {sc.precision:.3f} "
+            f"({sc.regions_matching}/{sc.regions} regions)   F1 {sc.f1:.3f}   false alarms {sc.false_alarms} "
+            f"({sc.false_alarms_per_hour:.2f} per hour)")
+    result = {"run": run, **s.to_dict(), "pam_rule": {"tolerance_s": tolerance_s, **pam.to_dict()},
+              "recordings": sorted(recs[rid].path for rid in scored)}
     if json_out:
         save_json(result, json_out)
     return result

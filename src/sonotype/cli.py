@@ -197,7 +197,8 @@ def cmd_export(a) -> int:
 
 def cmd_evaluate_events(a) -> int:
     from .api import evaluate_events
-    evaluate_events(db=a.db, annotations=a.annotations, run=a.run, json_out=a.json, allow_unmatched=a.allow_unmatched)
+    evaluate_events(db=a.db, annotations=a.annotations, run=a.run, json_out=a.json, allow_unmatched=a.allow_unmatched,
+                    tolerance_s=a.tolerance)
     return 0
 
 
@@ -378,6 +379,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--annotations", required=True, help="CSV of events: filename,start,end (s)")
     _allow_unmatched_arg(p)
     p.add_argument("--run", type=_RUN, help="detection run id (default: the latest)")
+    p.add_argument("--tolerance", type=_SECONDS, default=1.5,
+                   help="PAM-challenge rule, also reported: a region whose centre is within this many seconds of an "
+                        "event detects it (default 1.5)")
     p.add_argument("--json", help="write the result here")
     p.set_defaults(func=cmd_evaluate_events)
 
