@@ -191,3 +191,19 @@ def test_cli_cluster_and_search(detected, tmp_path, capsys):
     open_store(empty).close()
     assert cli_main(["cluster", "--db", empty, "--quiet"]) == 2
     assert "no finished detection run" in capsys.readouterr().err
+
+
+def test_cli_runs_lists_each_run_with_its_counts(detected, tmp_path, capsys):
+    url, _, wavs = detected
+    out = tmp_path / "runs.json"
+    assert cli_main(["runs", "--db", url, "--json", str(out)]) == 0
+    import json
+    doc = json.loads(out.read_text())
+    with open_store(url) as s:
+        run = s.regions()[0].run_id
+        assert [r["run"] for r in doc["runs"]] == [r.id for r in s.runs()]
+        row = next(r for r in doc["runs"] if r["run"] == run)
+        assert row["done"] == len(wavs) and row["regions"] == len(s.regions(run_id=run))
+    assert f"run {run:>3}" in capsys.readouterr().out
+    missing = tmp_path / "none.db"
+    assert cli_main(["runs", "--db", f"sqlite:///{missing}"]) == 2 and not missing.exists()

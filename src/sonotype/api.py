@@ -163,6 +163,33 @@ def detect(paths: Sequence[str | Path], *, model: str | Path, db: str, threshold
                        metadata_table=metadata_table, batch=batch, progress=progress, log=log)
 
 
+def runs(*, db: str, json_out: str | Path | None = None, log: Callable[[str], None] = print) -> list[dict]:
+    """The detection runs of a database, one line each: id, date, model, threshold, recordings done/failed,
+    regions, audio hours, and the clusterings stored for it (read-only)."""
+    from .store import open_store
+    out = []
+    with open_store(db, read_only=True) as store:
+        for r in store.runs():
+            m = store.model(r.model_id)
+            summ = store.run_summary(r.id)
+            rule = (r.settings or {}).get("rule") or {}
+            clus = store.clusterings(r.id)
+            out.append({"run": r.id, "created_at": r.created_at, "model": m.version if m else None,
+                        "threshold": rule.get("threshold"), "done": summ.get("done", 0),
+                        "failed": summ.get("failed", 0), "regions": summ.get("regions", 0),
+                        "hours": summ.get("seconds", 0.0) / 3600, "clusterings": len(clus)})
+    if not out:
+        log(f"{db}: no detection run yet; `sonotype detect FILES --model M --db {db}` makes one")
+    for o in out:
+        th = f"{o['threshold']:.3f}" if isinstance(o["threshold"], (int, float)) else "-"
+        log(f"run {o['run']:>3}  {o['created_at'][:19]}  model {o['model']}  threshold {th}  "
+            f"{o['done']} recording(s) done, {o['failed']} failed, {o['regions']} regions, "
+            f"{o['clusterings']} clustering(s)")
+    if json_out:
+        save_json({"db": db, "runs": out}, json_out)
+    return out
+
+
 def latest_run(store, run: int | None) -> int:
     """``run`` if it exists, else (None) the latest detection run with finished results."""
     if run is None:
@@ -171,7 +198,7 @@ def latest_run(store, run: int | None) -> int:
             raise ConfigError(f"{store}: no finished detection run; run `sonotype detect` first")
         run = max(p.run_id for p in done)
     if store.run(run) is None:
-        raise ConfigError(f"run {run} does not exist in {store}")
+        raise ConfigError(f"run {run} does not exist in {store}; `sonotype runs --db URL` lists the runs")
     return run
 
 

@@ -195,6 +195,12 @@ def cmd_export(a) -> int:
     return 0
 
 
+def cmd_runs(a) -> int:
+    from .api import runs
+    runs(db=a.db, json_out=a.json)
+    return 0
+
+
 def cmd_evaluate_events(a) -> int:
     from .api import evaluate_events
     evaluate_events(db=a.db, annotations=a.annotations, run=a.run, json_out=a.json, allow_unmatched=a.allow_unmatched,
@@ -373,6 +379,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", type=_RUN, help="detection run id (default: the latest)")
     p.add_argument("--gap", type=_SECONDS, default=0.1, help="silence between joined regions (wav), s")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("runs", help="list a database's detection runs (model, threshold, recordings, regions)")
+    p.add_argument("--db", default="sqlite:///sonotype.db")
+    p.add_argument("--json", help="write the list here")
+    p.set_defaults(func=cmd_runs)
 
     p = sub.add_parser("evaluate-events", help="event precision/recall/F1, false alarms per hour vs annotations")
     p.add_argument("--db", default="sqlite:///sonotype.db")

@@ -69,7 +69,7 @@ def write_label_table(store: Store, out: str | Path, *, run_id: int | None = Non
     if run is None:
         raise ConfigError(f"{store.label}: no finished detection run; run `sonotype detect` first")
     if store.run(run) is None:
-        raise ConfigError(f"run {run} does not exist in {store.label}; see `sonotype export` for the runs")
+        raise ConfigError(f"run {run} does not exist in {store.label}; `sonotype runs --db URL` lists the runs")
     labels = store.region_labels(run_id=run)
     by_rec: dict[int, list] = {}
     for g in store.regions(run_id=run):

@@ -108,7 +108,7 @@ def discover(store: Store, run_id: int, model: LoadedModel, *, config: DiscoverC
              progress: bool = False, log: Callable[[str], None] = print) -> Discovery:
     """Cluster and map the regions of detection run ``run_id`` with ``model``'s encoder; store the results."""
     if store.run(run_id) is None:
-        raise DataError(f"{store.label}: no detection run {run_id}; `sonotype info --db` lists the runs")
+        raise DataError(f"{store.label}: no detection run {run_id}; `sonotype runs --db URL` lists the runs")
     backend = (None if config.backend == "lstm"
                else load_backend(config.backend, hop_s=config.hop, speedup=config.speedup))
     version = backend.info.key if backend is not None else sequence_key(model, config.stride)
