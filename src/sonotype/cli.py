@@ -9,7 +9,6 @@ import sys
 from . import __version__
 from .errors import SonotypeError
 
-
 DESCRIPTION = """\
 sonotype finds animal vocalisations in hours of underwater and field recordings, groups them into
 sound types and lets you look at and listen to them (first of all dolphins; any species, any rate)."""
