@@ -4,7 +4,8 @@
   distance threshold given as a percentile of all pair distances (the original's 40-50th) or
   at a number of clusters.
 * :func:`graph_agglomerative` — the same average linkage restricted to a sparse k-nearest-
-  neighbour DTW graph, for 10,000+ regions where the all-pairs matrix is too slow. On a
+  neighbour DTW graph, for large runs where the all-pairs matrix is too slow (``sonotype cluster``
+  switches above ``--max-full``, 3,000 regions by default; bench/README.md has the timings). On a
   complete graph it equals :func:`agglomerative` (tested).
 * :func:`kmeans_sequences` — k-means on window embeddings; a sequence takes the cluster most of
   its windows fall in.

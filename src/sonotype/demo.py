@@ -1,7 +1,7 @@
 """``sonotype demo``: the whole pipeline on a built-in synthetic corpus, no download needed.
 
 synthetic clips (whistles, burst pulses, click trains, ocean noise) -> held-out test files ->
-self-supervised encoder -> frozen-encoder detector (threshold chosen on validation) ->
+self-supervised encoder -> detector fine-tuned from it (threshold chosen on validation) ->
 window-level evaluation on the held-out files -> detection over a long synthetic recording into
 the SQLite store -> Raven table and non-silent WAV export -> event-level evaluation -> sound types
 (DTW clustering and maps of the detected regions, stored) -> the model's report folder (figures,

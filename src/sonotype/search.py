@@ -1,6 +1,6 @@
 """Search by example: the regions most similar to a given one.
 
-Two stages, so that it stays fast over 10,000+ regions: a vector index (faiss) over each
+Two stages, so that a query does not run DTW against every stored region: a vector index (faiss) over each
 sequence's mean embedding proposes candidates, then the exact DTW distance (the one the
 clustering uses) re-ranks them. The index is exact (``IndexFlatL2``) up to ``HNSW_ABOVE``
 items and an HNSW graph above that.

@@ -71,19 +71,24 @@ def index_windows(items: Sequence[Item], cache: FrameCache, *, window: int, stri
     rng = np.random.default_rng(seed)
     val_files = set(rng.choice(len(items), size=max(1, int(round(val_fraction * len(items)))), replace=False)) \
         if by_file else set()
-    tr, va = [], []
+    tr, va = [], []  # one (n, 2) int64 array of (item, first frame) per file: 16 bytes a window
     for i, it in enumerate(items):
         n_frames = cache.frames(it).shape[0]
-        starts = np.arange(0, max(0, n_frames - window), stride)  # each needs window + 1 frames
+        starts = np.arange(0, max(0, n_frames - window), stride, dtype=np.int64)  # each needs window + 1 frames
         if i in val_files:
-            va += [(i, s) for s in starts]
+            va.append(starts)
+            tr.append(starts[:0])
         elif by_file or val_fraction <= 0:
-            tr += [(i, s) for s in starts]
+            tr.append(starts)
+            va.append(starts[:0])
         else:  # tail of each file, with no frame shared across the cut
             cut = int(n_frames * (1 - val_fraction))
-            tr += [(i, s) for s in starts if s + window < cut]
-            va += [(i, s) for s in starts if s >= cut]
-    mk = lambda rows: WindowIndex(tuple(items), np.asarray(rows, np.int64).reshape(-1, 2))
+            tr.append(starts[starts + window < cut])
+            va.append(starts[starts >= cut])
+
+    def mk(parts: list[np.ndarray]) -> WindowIndex:
+        rows = [np.stack([np.full(p.size, i, np.int64), p], axis=1) for i, p in enumerate(parts)]
+        return WindowIndex(tuple(items), np.concatenate(rows) if rows else np.zeros((0, 2), np.int64))
     return mk(tr), mk(va)
 
 
