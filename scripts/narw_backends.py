@@ -108,7 +108,9 @@ def fit(xs, ys, c):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--speedups", type=float, nargs="+", default=[1.0, 4.0, 16.0])
-    ap.add_argument("--hop", type=float, default=1.0, help="seconds of recording between windows")
+    ap.add_argument("--hop", type=float, default=1.0,
+                    help="seconds of recording between windows at speed-up 1; at speed-up f, max(hop, 3 f / 8) "
+                         "(eight windows per window length)")
     ap.add_argument("--out", default="runs/narw-bn")
     a = ap.parse_args(argv)
     out = Path(a.out)
@@ -119,9 +121,10 @@ def main(argv=None) -> int:
     grid = np.round(np.linspace(0.05, 0.99, 95), 3)
     results = []
     for f in a.speedups:
-        emb = {r: embeddings(f, a.hop, r, out) for r in files}
+        hop = max(a.hop, 3.0 * f / 8)
+        emb = {r: embeddings(f, hop, r, out) for r in files}
         ev = {r: ann.get(Path(r).name, []) for r in files}
-        lab = {r: window_labels(len(emb[r]), f, a.hop, ev[r]) for r in files}
+        lab = {r: window_labels(len(emb[r]), f, hop, ev[r]) for r in files}
         best = None
         for c in (0.001, 0.01, 0.1, 1.0):
             cv_scores, aps = [], []
@@ -132,7 +135,7 @@ def main(argv=None) -> int:
                     cv_scores.append((model(emb[r]), ev[r], hours[r]))
                 y = np.concatenate([lab[r] for r in va]); s = np.concatenate([cv_scores[-2][0], cv_scores[-1][0]])
                 aps.append(average_precision_score(y[y >= 0], s[y >= 0]))
-            rows = event_table(cv_scores, f, a.hop, grid)
+            rows = event_table(cv_scores, f, hop, grid)
             th_row = max(rows, key=lambda t: (t[3], t[0]))  # best event F1 on the validation folds
             cand = (th_row[3], float(np.mean(aps)), c, th_row)
             if best is None or cand[:2] > best[:2]:
@@ -142,20 +145,20 @@ def main(argv=None) -> int:
         test = [(model(emb[r]), ev[r], hours[r]) for r in TEST]
         y = np.concatenate([lab[r] for r in TEST]); s = np.concatenate([t[0] for t in test])
         ap_test = average_precision_score(y[y >= 0], s[y >= 0])
-        th, r, p, f1, fa = event_table(test, f, a.hop, [th_row[0]])[0]
-        results.append((f, c, cv_ap, cv_f1, th, ap_test, r, p, f1, fa))
-        curve = event_table(test, f, a.hop, grid)
+        th, r, p, f1, fa = event_table(test, f, hop, [th_row[0]])[0]
+        results.append((f, c, cv_ap, cv_f1, th, ap_test, r, p, f1, fa, hop))
+        curve = event_table(test, f, hop, grid)
         np.savetxt(out / f"test-pr-x{f:g}.csv", np.array(curve), delimiter=",",
                    header="threshold,recall,precision,f1,false_alarms_per_h", comments="")
     chosen = max(results, key=lambda t: (t[3], t[2]))
-    print(f"\nBirdNET V2.4 + logistic head, right-whale upcalls; hop {a.hop:g} s; settings by 2-fold CV on the training "
+    print(f"\nBirdNET V2.4 + logistic head, right-whale upcalls; settings by 2-fold CV on the training "
           f"files; test = {TEST[0]} + {TEST[1]} ({sum(len(ann.get(Path(r).name, [])) for r in TEST)} upcalls, "
           f"{sum(hours[r] for r in TEST):.2f} h)")
-    print(f"{'speed-up':>8} {'C':>6} {'CV AP':>6} {'CV F1':>6} {'thresh':>6} | {'test AP':>7} {'recall':>6} "
+    print(f"{'speed-up':>8} {'hop s':>5} {'C':>6} {'CV AP':>6} {'CV F1':>6} {'thresh':>6} | {'test AP':>7} {'recall':>6} "
           f"{'prec.':>6} {'F1':>6} {'FA/h':>6}")
     for t in results:
         mark = "  <- chosen on CV" if t is chosen else ""
-        print(f"{t[0]:>8g} {t[1]:>6g} {t[2]:>6.3f} {t[3]:>6.3f} {t[4]:>6.2f} | {t[5]:>7.3f} {t[6]:>6.3f} {t[7]:>6.3f} "
+        print(f"{t[0]:>8g} {t[10]:>5g} {t[1]:>6g} {t[2]:>6.3f} {t[3]:>6.3f} {t[4]:>6.2f} | {t[5]:>7.3f} {t[6]:>6.3f} {t[7]:>6.3f} "
               f"{t[8]:>6.3f} {t[9]:>6.1f}{mark}")
     return 0
 
