@@ -37,7 +37,10 @@ def corpus(tmp_path_factory):
 def test_detector_separates_tones_from_noise_on_held_out_file(corpus, tmp_path):
     root, items, enc = corpus
     train_items, test_items = items[:4], items[4:]
-    ck = train_detector(enc, train_items, out=tmp_path / "det.pt", config=DetectorConfig(epochs=60, seed=0),
+    # judged window by window, so the threshold is chosen window by window (the event-level choice is
+    # tested in test_threshold_is_chosen_on_validation_events_of_long_recordings)
+    ck = train_detector(enc, train_items, out=tmp_path / "det.pt",
+                        config=DetectorConfig(epochs=60, seed=0, threshold_level="window"),
                         progress=False, log=lambda s: None)
     det = ck["detector"]
     assert det["val_split"] == "file" and 0 < det["threshold"] < 1

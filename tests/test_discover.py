@@ -64,9 +64,9 @@ def test_region_sequences_under_a_backend_are_its_embeddings_of_the_span(detecte
         assert sorted(s.sequences(b.info.key)) == sorted(seqs)  # stored under the backend's key
 
 
-def test_cli_cluster_with_the_birdnet_backend_stores_its_sequences(detected):
+def test_cli_cluster_with_the_birdnet_backend_stores_its_sequences(tmp_path):
     birdnet_or_skip()
-    url, model_path, _ = detected
+    url, model_path, _ = detected_store(tmp_path, files=2)
     assert cli_main(["cluster", "--db", url, "--backend", "birdnet", "--hop", "1.0", "--map", "tsne", "--quiet"]) == 0
     with open_store(url) as s:
         run = s.regions()[0].run_id

@@ -77,8 +77,9 @@ def test_event_threshold_is_the_best_event_f1_over_the_candidates():
         regs = find_regions(scores, fr, rule=RegionRule(threshold=float(t)), n_samples=span.n_samples)
         f1s.append(score_events({"x": [(g.start_s, g.stop_s) for g in regs]}, {"x": list(events)},
                                 {"x": span.n_samples / 8000}).f1)
-    assert best.f1 == pytest.approx(max(f1s)) and th == pytest.approx(max(t for t, f in zip(grid, f1s) if f == max(f1s)))
+    tied = [t for t, f in zip(grid, f1s) if f == max(f1s)]
+    assert best.f1 == pytest.approx(max(f1s)) and th == pytest.approx(tied[(len(tied) - 1) // 2])
     # a precision target trades recall for fewer false alarms
     th9, at9 = choose_event_threshold({"x": span}, candidates=60, target_precision=0.9)
-    assert th9 >= th and (at9.precision >= 0.9 or at9 == best)
+    assert at9.precision >= 0.9 or at9 == best
     assert span_event_scores({"x": span}, rule=RegionRule(threshold=th)).f1 == best.f1

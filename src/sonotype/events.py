@@ -123,19 +123,23 @@ def span_event_scores(spans: Mapping[str, ScoredSpan], *, rule: RegionRule, min_
 def choose_event_threshold(spans: Mapping[str, ScoredSpan], *, rule: RegionRule = RegionRule(),
                            target_precision: float | None = None, candidates: int = 100
                            ) -> tuple[float, EventScores]:
-    """The region threshold with the best event F1 on validation stretches of long recordings (ties:
-    the higher threshold, fewer false alarms); with ``target_precision``, the most event recall at
-    that event precision when some threshold reaches it. Candidates: ``candidates`` quantiles of the
-    upper half of the scores. Returns the threshold and its event scores."""
+    """The region threshold with the best event F1 on validation stretches of long recordings; with
+    ``target_precision``, the most event recall at that event precision when some threshold reaches
+    it. Candidates: ``candidates`` quantiles of the upper half of the scores. Where several candidates
+    tie (small validation sets often give a plateau), the middle one of the tied candidates is taken,
+    not an edge of the plateau, which is where a new recording's scores flip the decision. Returns the
+    threshold and its event scores."""
     allv = np.concatenate([sp.scores for sp in spans.values()]) if spans else np.zeros(0)
     if not any(sp.events for sp in spans.values()) or allv.size == 0:
         raise DataError("cannot choose an event-level threshold: the validation recordings hold no annotated event")
     grid = np.unique(np.quantile(allv, np.linspace(0.5, 1.0, candidates, endpoint=False)))
     table = [(float(t), span_event_scores(spans, rule=RegionRule(**{**rule.to_dict(), "threshold": float(t)})))
              for t in grid]
-    best = max(table, key=lambda ts: (ts[1].f1, ts[0]))
+    pool, key = table, (lambda sc: sc.f1)
     if target_precision is not None:
         ok = [ts for ts in table if ts[1].regions and ts[1].precision >= target_precision]
         if ok:
-            best = max(ok, key=lambda ts: (ts[1].recall, ts[0]))
-    return best
+            pool, key = ok, (lambda sc: sc.recall)
+    top = max(key(sc) for _, sc in pool)
+    tied = [ts for ts in pool if key(ts[1]) >= top - 1e-12]
+    return tied[(len(tied) - 1) // 2]  # the middle of the best plateau: an edge is where new data flips
