@@ -9,7 +9,7 @@ catalog-2018 1-NN accuracy of ``sonotype cluster-eval --select-on`` given by ``-
 (its ``intervals``), when passed.
 
     .venv/bin/python bench/bench_backends.py --seconds 120 --threads 2 \
-        --model runs/orca/encoder.best.pt [--quality runs/orca/cluster-eval-select.json]
+        --model runs/orca/encoder.best.pt [--quality runs/orca/cluster-eval-ssl.json runs/orca/cluster-eval-student.json]
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def worker(a) -> dict:
     e = b.embed(x, rate)
     dt = time.perf_counter() - t
     return {"backend": b.info.label, "key": b.info.key, "windows": int(e.shape[0]), "dim": int(e.shape[1]),
-            "hop_s": b.info.hop_s, "windows_s": e.shape[0] / dt, "x_real_time": a.seconds / dt,
+            "hop_s": b.info.hop_s, "window_s": b.info.window_s, "windows_s": e.shape[0] / dt, "x_real_time": a.seconds / dt,
             "peak_mb": peak_rss_mb()}
 
 
@@ -64,7 +64,9 @@ def main(argv=None) -> int:
     ap.add_argument("--model", help="LSTM-V3 encoder checkpoint (default: an untrained orca-preset one)")
     ap.add_argument("--stride", type=int, default=4, help="LSTM-V3 frames between windows (cluster-eval's 4)")
     ap.add_argument("--hop", type=float, default=0.5, help="BirdNET seconds between 3-s windows")
-    ap.add_argument("--quality", help="a cluster-eval --json result with intervals (1-NN of each backend)")
+    ap.add_argument("--quality", nargs="+", default=[],
+                    help="cluster-eval --json results with intervals (1-NN of each backend; the first file that has "
+                         "a representation gives its figure)")
     ap.add_argument("--worker", choices=["lstm", "birdnet"], dest="backend")
     a = ap.parse_args(argv)
     if a.backend:
@@ -84,9 +86,10 @@ def main(argv=None) -> int:
         save_checkpoint(model, {"kind": "encoder", "model_version": "untrained", "encoder_config": cfg.to_dict(),
                                 "frontend": fe.to_dict(), "channel": None, "data": {"files": []}, "history": [],
                                 "encoder": Encoder(cfg).state_dict(), "predictor": {}})
-    quality = {}
-    if a.quality:
-        quality = {k: v["nn_accuracy"] for k, v in json.loads(Path(a.quality).read_text()).get("intervals", {}).items()}
+    quality: dict = {}
+    for q in a.quality:
+        for k, v in json.loads(Path(q).read_text()).get("intervals", {}).items():
+            quality.setdefault(k, v["nn_accuracy"])
     base = [sys.executable, __file__, "--seconds", str(a.seconds), "--model", model, "--stride", str(a.stride),
             "--hop", str(a.hop), "--worker"]
     rows = [run_json_worker(base + [b], threads=a.threads) for b in ("lstm", "birdnet")]
@@ -97,7 +100,7 @@ def main(argv=None) -> int:
     for r, b in zip(rows, ("lstm", "birdnet")):
         q = quality.get(names[b])
         qs = f"{q[0]:.3f} [{q[1]:.3f}, {q[2]:.3f}]" if q else "-"
-        print(f"| {r['backend']} | {r['key'].split('/', 1)[1]} | {r['dim']} | {r['windows_s']:.0f} | "
+        print(f"| {r['backend']} | {r['window_s'] * 1000:.0f} ms / {r['hop_s'] * 1000:.0f} ms | {r['dim']} | {r['windows_s']:.0f} | "
               f"{r['x_real_time']:.1f} | {r['peak_mb']:.0f} | {qs} |")
     print(f"\nratio LSTM-V3 / BirdNET, x real time: {rows[0]['x_real_time'] / rows[1]['x_real_time']:.1f}")
     return 0
