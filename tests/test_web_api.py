@@ -368,3 +368,15 @@ def test_curation_store_methods_on_sqlite_and_postgresql(store_url):
         assert st.cluster_members(run, "a", {"k": 2}) == {1: ids[:3], 2: [ids[3]]}
         assert [e.field for e in st.edits()] == ["label", "note", "name", "merge", "split"]
         assert len(st.regions()) == 4
+
+
+def test_clustering_titles_read_as_words():
+    from sonotype.web.context import clustering_title, encoder_title
+    c = {"run_id": 3, "algorithm": "agglomerative", "n_clusters": 4, "n_regions": 30,
+         "params": {"linkage": "average", "threshold": 0.61, "percentile": 45.0, "encoder": "enc@5dc17955d41a/stride4",
+                    "band": None, "scaling": "zscore-l2"}}
+    assert clustering_title(c) == ("run 3 · agglomerative · 45th percentile · 4 clusters of 30 regions · "
+                                   "LSTM-V3 enc, stride 4")
+    assert encoder_title("birdnet@2.4/hop1/x16") == "BirdNET 2.4, hop 1 s, played x16"
+    k = {"run_id": 1, "algorithm": "kmeans", "params": {"k": 8, "seed": 0, "on": "windows", "encoder": None}}
+    assert clustering_title(k) == "run 1 · kmeans · k 8 · unknown encoder"

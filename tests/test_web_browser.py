@@ -184,6 +184,10 @@ def test_clusters_page_galleries_map_and_play_all(page, site):
     page.goto(base + "/clusters")
     page.wait_for_selector("#clustering[data-loaded=true]")
     page.wait_for_selector("#map[data-loaded=true]")
+    # the clustering selector reads as words, not JSON parameters
+    options = page.locator("#clustering-select option").all_inner_texts()
+    assert len(options) == 1 and not any(ch in options[0] for ch in "{}\"")
+    assert options[0].startswith(f"run {run} · {clustering['algorithm']} · ") and "LSTM-V3" in options[0]
     assert page.locator("section.cluster").count() == len(members)
     assert page.locator("#map circle.point").count() == len(st.map_points(run_id=run, method="tsne"))
     dot = page.locator("#map circle.point").last

@@ -17,6 +17,7 @@ from . import schemas as S
 from .context import (
     clustering_id,
     clustering_or_404,
+    clustering_title,
     ctx_of,
     frontend_of_run,
     not_found,
@@ -117,7 +118,7 @@ def region(request: Request, region_id: Id):
 
 @router.get("/clusterings", response_model=list[S.Clustering], summary="Stored clusterings (sound types)")
 def clusterings(request: Request, run_id: Annotated[int | None, Query(ge=0, le=_MAX_ID)] = None):
-    return [{**c, "id": clustering_id(c["run_id"], c["algorithm"], c["params"])}
+    return [{**c, "id": clustering_id(c["run_id"], c["algorithm"], c["params"]), "title": clustering_title(c)}
             for c in ctx_of(request).store.clusterings(run_id)]
 
 

@@ -271,6 +271,50 @@ def _levels(path: str, channel: int, sample_rate: int, frames: int, frontend_jso
     return levels(np.concatenate(cols))
 
 
+def encoder_title(key: str | None) -> str:
+    """A stored sequence key as a person reads it: ``placeholder@5dc1.../stride4`` -> ``LSTM-V3 placeholder,
+    stride 4``; ``birdnet@2.4/hop1/x16`` -> ``BirdNET 2.4, hop 1 s, x16``."""
+    if not key:
+        return "unknown encoder"
+    head, _, rest = str(key).partition("/")
+    name, _, version = head.partition("@")
+    bits = []
+    for part in rest.split("/") if rest else []:
+        if part.startswith("stride"):
+            bits.append(f"stride {part[6:]}")
+        elif part.startswith("hop"):
+            bits.append(f"hop {part[3:]} s")
+        elif part.startswith("x"):
+            bits.append(f"played {part}")
+        else:
+            bits.append(part)
+    title = f"BirdNET {version}" if name == "birdnet" else f"LSTM-V3 {name}"
+    return ", ".join([title, *bits])
+
+
+def clustering_title(c: dict) -> str:
+    """``run 1 · agglomerative · 45th percentile · 4 clusters of 30 regions · LSTM-V3 enc, stride 4``: the
+    choices that tell clusterings apart, without braces (the full parameters are in the API)."""
+    p = c.get("params") or {}
+    parts = [f"run {c['run_id']}", str(c["algorithm"])]
+    if p.get("cut") == "silhouette":
+        parts.append("silhouette cut")
+    elif p.get("percentile") is not None:
+        parts.append(f"{p['percentile']:g}th percentile")
+    elif p.get("n_clusters") is not None:
+        parts.append(f"cut at {p['n_clusters']}")
+    if p.get("k") is not None:
+        parts.append(f"k {p['k']}")
+    if p.get("min_cluster_size") is not None:
+        parts.append(f"min size {p['min_cluster_size']}")
+    if p.get("graph"):
+        parts.append(f"{p['graph']} graph")
+    if "n_clusters" in c and "n_regions" in c:
+        parts.append(f"{c['n_clusters']} clusters of {c['n_regions']} regions")
+    parts.append(encoder_title(p.get("encoder")))
+    return " · ".join(parts)
+
+
 def clustering_id(run_id: int, algorithm: str, params: dict | None) -> str:
     """The opaque id of a clustering in URLs: a hash of (run_id, algorithm, canonical params)."""
     doc = json.dumps([int(run_id), str(algorithm), params or {}], sort_keys=True, separators=(",", ":"))

@@ -19,6 +19,7 @@ from .api import recording_summary
 from .context import (
     clustering_id,
     clustering_or_404,
+    clustering_title,
     ctx_of,
     recording_or_404,
     region_or_404,
@@ -72,7 +73,8 @@ def recording_page(request: Request, recording_id: Id,
 def clusters_page(request: Request, c: Annotated[str, Query(max_length=64)] = "",
                   method: Annotated[str, Query(pattern="^(tsne|umap)$")] = "tsne"):
     ctx = ctx_of(request)
-    all_ = [{**x, "id": clustering_id(x["run_id"], x["algorithm"], x["params"])} for x in ctx.store.clusterings()]
+    all_ = [{**x, "id": clustering_id(x["run_id"], x["algorithm"], x["params"]), "title": clustering_title(x)}
+            for x in ctx.store.clusterings()]
     chosen = clustering_or_404(ctx, c) if c else (all_[-1] if all_ else None)
     return _render(request, "clusters.html", title="Sound types", clusterings=all_, chosen=chosen, method=method)
 

@@ -80,6 +80,7 @@ class RecordingRegions(BaseModel):
 
 class Clustering(BaseModel):
     id: str = Field(description="opaque id of (run_id, algorithm, params) used in URLs")
+    title: str = Field("", description="the clustering as a person reads it (run, algorithm, cut, sizes, encoder)")
     run_id: int
     algorithm: str
     params: dict[str, Any]
