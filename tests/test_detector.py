@@ -115,3 +115,16 @@ def test_threshold_is_chosen_on_validation_events_of_long_recordings(corpus, tmp
         train_detector(enc, labelled, out=tmp_path / "x.pt",
                        config=DetectorConfig(epochs=1, threshold_level="event", val_split="time"),
                        progress=False, log=lambda s: None)
+
+
+def test_threshold_can_be_chosen_on_separate_long_recordings(corpus, tmp_path):
+    _, items, enc = corpus
+    ck = train_detector(enc, items[:3], out=tmp_path / "t.pt", config=DetectorConfig(epochs=10, seed=0),
+                        threshold_items=items[3:], progress=False, log=lambda s: None)["detector"]
+    assert ck["threshold_files"] == [it.path for it in items[3:]] and ck["threshold_level"] == "event"
+    assert ck["validation_events"]["events"] == sum(len(it.events) for it in items[3:])
+    assert not set(ck["threshold_files"]) & set(ck["train_files"] + ck["val_files"])
+    with pytest.raises(DataError, match="threshold recordings need annotations"):
+        from dataclasses import replace
+        train_detector(enc, items[:3], out=tmp_path / "u.pt", config=DetectorConfig(epochs=1),
+                       threshold_items=[replace(items[3], events=None)], progress=False, log=lambda s: None)

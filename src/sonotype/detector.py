@@ -170,12 +170,14 @@ def validation_spans(encoder: Encoder, head: DetectorHead, frontend, items: Sequ
 
 def train_detector(encoder_path: str | Path, items: Sequence[Item], *, out: str | Path,
                    config: DetectorConfig = DetectorConfig(), data_note: dict | None = None,
-                   cache_dir: str | Path | None = None,
+                   cache_dir: str | Path | None = None, threshold_items: Sequence[Item] | None = None,
                    progress: bool = True, log: Callable[[str], None] = print) -> dict:
     """Train a detector head on a frozen encoder checkpoint; write a detector checkpoint to ``out``.
 
     The returned (and saved) checkpoint holds the encoder, the head, the threshold chosen on
-    validation data and the validation metrics at that threshold.
+    validation data and the validation metrics at that threshold. ``threshold_items``: annotated
+    long recordings used only to choose the event-level threshold (whole files, never trained on),
+    e.g. when the training data are short clips but the detector will run on long recordings.
     """
     set_threads(config.threads)
     model = load_model(encoder_path)
@@ -211,11 +213,17 @@ def train_detector(encoder_path: str | Path, items: Sequence[Item], *, out: str 
         val_scores = head_scores(head, va.data)
     threshold = metrics.choose_threshold(val_scores, va.y, target_precision=config.target_precision)
     window_threshold, level, val_events = threshold, "window", None
-    annotated = any(it.events is not None for it in items)
+    if threshold_items and any(it.events is None for it in threshold_items):
+        raise DataError("threshold recordings need annotations (events, or none listed) to choose a threshold on")
+    annotated = bool(threshold_items) or any(it.events is not None for it in items)
     if config.threshold_level == "event" or (config.threshold_level == "auto" and annotated):
         scorer = enc if config.finetune else model.encoder
-        spans = validation_spans(scorer, head, model.frontend, items, mode=mode, val_files=val_files,
-                                 fraction=config.val_fraction) if annotated else {}
+        if threshold_items:
+            spans = validation_spans(scorer, head, model.frontend, threshold_items, mode="file",
+                                     val_files=[it.path for it in threshold_items], fraction=0.0)
+        else:
+            spans = validation_spans(scorer, head, model.frontend, items, mode=mode, val_files=val_files,
+                                     fraction=config.val_fraction) if annotated else {}
         if any(sp.events for sp in spans.values()):
             threshold, ev = choose_event_threshold(spans, rule=RegionRule(), target_precision=config.target_precision)
             level, val_events = "event", ev.to_dict()
@@ -239,6 +247,7 @@ def train_detector(encoder_path: str | Path, items: Sequence[Item], *, out: str 
         "threshold_level": level, "window_threshold": window_threshold, "validation_events": val_events,
         "finetuned": bool(config.finetune),
         "train_files": [it.path for it in items if it.path not in set(val_files)], "val_files": val_files,
+        "threshold_files": [it.path for it in threshold_items or ()],
         "data": data_note or {}}})
     for k in ("format", "version", "sonotype_version", "created"):
         ck.pop(k, None)
