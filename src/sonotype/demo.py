@@ -84,7 +84,7 @@ def run_demo(out: str | Path = "sonotype-demo", *, seed: int = 0, quick: bool = 
         export(db=db, out=out / "exports" / "regions.csv", fmt="csv", log=log)
     events = evaluate_events(db=db, annotations=long.annotations_path, json_out=out / "events.json", log=log)
     log("[7/8] sound types: DTW clustering (self-supervised encoder) and maps of the detected regions, stored")
-    config = DiscoverConfig(k=8, maps=("tsne",) if quick else ("tsne", "umap"), seed=seed)
+    config = DiscoverConfig(k=8, maps=("tsne",), seed=seed)
     found = cluster(db=db, model=enc_path, config=config, progress=progress, log=log)
     truth = _region_truth(db, found.region_ids, long.events)
     for name, c in found.clusterings.items():
