@@ -82,25 +82,26 @@ def purity(labels, clusters) -> float:
     return float(t.max(axis=0).sum() / t.sum())
 
 
-def loo_nn_accuracy(dist: np.ndarray, labels) -> tuple[float, int]:
-    """Leave-one-out 1-NN accuracy of a ``(N, N)`` distance matrix against ``labels (N,)``.
-
-    Only items whose label occurs at least twice are scored (a singleton type cannot have a
-    correct neighbour). Ties for nearest are broken towards the lower index. Returns
-    ``(accuracy, number of items scored)``; accuracy is NaN when no item can be scored.
-    """
+def nn_correct(dist: np.ndarray, labels) -> np.ndarray:
+    """Leave-one-out nearest neighbours of a ``(N, N)`` distance matrix: for each item whose label occurs
+    at least twice (a singleton type cannot have a correct neighbour), whether its nearest other item
+    shares its label, ``(n_scored,)`` bool. Ties for nearest are broken towards the lower index."""
     d = np.asarray(dist, np.float64)
     lab = np.asarray(labels).astype(str)
     if d.ndim != 2 or d.shape != (lab.size, lab.size):
         raise ConfigError(f"dist must be (N, N) with N = len(labels) = {lab.size}, got {d.shape}")
     _, inv, counts = np.unique(lab, return_inverse=True, return_counts=True)
     scored = np.flatnonzero(counts[inv.ravel()] >= 2)
-    if scored.size == 0:
-        return float("nan"), 0
     masked = d.copy()
     np.fill_diagonal(masked, np.inf)
-    nearest = np.argmin(masked[scored], axis=1)
-    return float((lab[nearest] == lab[scored]).mean()), int(scored.size)
+    return lab[np.argmin(masked[scored], axis=1)] == lab[scored] if scored.size else np.zeros(0, bool)
+
+
+def loo_nn_accuracy(dist: np.ndarray, labels) -> tuple[float, int]:
+    """Leave-one-out 1-NN accuracy (the mean of :func:`nn_correct`) and the number of items scored;
+    accuracy is NaN when no item can be scored."""
+    hits = nn_correct(dist, labels)
+    return (float(hits.mean()) if hits.size else float("nan")), int(hits.size)
 
 
 def agreement(labels, clusters, dist: np.ndarray | None = None) -> dict:

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import scipy.stats
 
-from .agreement import agreement, loo_nn_accuracy
+from .agreement import agreement, loo_nn_accuracy, nn_correct
 from .backends import Backend
 from .backends.lstm import LSTMBackend
 from .checkpoint import LoadedModel
@@ -262,17 +262,6 @@ def select_settings(reps: dict[str, list[np.ndarray]], labels: np.ndarray, *,
                 if old is None or (c.select_ari, np.nan_to_num(c.select_nn)) > (old.select_ari, np.nan_to_num(old.select_nn)):
                     best[name] = c
     return best
-
-
-def nn_correct(dist: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Per scored item (label occurring at least twice) whether its nearest other item shares its label,
-    ``(n_scored,)`` bool; the mean is :func:`sonotype.agreement.loo_nn_accuracy`."""
-    lab = np.asarray(labels).astype(str)
-    _, inv, counts = np.unique(lab, return_inverse=True, return_counts=True)
-    scored = np.flatnonzero(counts[inv.ravel()] >= 2)
-    d = np.asarray(dist, np.float64).copy()
-    np.fill_diagonal(d, np.inf)
-    return lab[np.argmin(d[scored], axis=1)] == lab[scored]
 
 
 def score_intervals(result: RepresentationResult, labels: np.ndarray, clustering: str, *, n_boot: int = 2000,
