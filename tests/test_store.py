@@ -242,7 +242,7 @@ def test_sqlite_and_postgresql_return_identical_regions(tmp_path, pg_url):
 
 @pytest.mark.parametrize("how", ["check", "null", "python"])
 def test_failed_save_keeps_previous_result(store, monkeypatch, how):
-    import sonotype.store.store as store_mod
+    import sonotype.store.detections as store_mod
 
     rid, (_, run) = rec(store), model_run(store)
     good = regions_of(4, seed=5)

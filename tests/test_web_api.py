@@ -19,7 +19,7 @@ from sonotype.dataset import NEGATIVE, POSITIVE, load_items, read_annotations
 from sonotype.errors import DataError
 from sonotype.features import PRESETS
 from sonotype.regions import Region
-from sonotype.store import StoreError, open_store
+from sonotype.store import NotFound, open_store
 from sonotype.web import Limits, create_app
 
 TOKEN = "s3cret-token"
@@ -358,7 +358,7 @@ def test_curation_store_methods_on_sqlite_and_postgresql(store_url):
         assert st.region_labels(run_id=run)[ids[0]].note == evil and st.region_label(ids[0]).author is None
         with pytest.raises(ValueError):
             st.set_region_label(ids[0], "dolphin")
-        with pytest.raises(StoreError):
+        with pytest.raises(NotFound):
             st.set_region_label(10 ** 9, "noise")
         st.add_cluster_assignments(run, "a", {"k": 2}, {ids[0]: 0, ids[1]: 0, ids[2]: 1, ids[3]: 1})
         st.set_cluster_name(run, "a", {"k": 2}, 1, evil)

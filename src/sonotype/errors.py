@@ -39,3 +39,8 @@ class CheckpointError(SonotypeError):
 
 class BackendMissingError(SonotypeError):
     """An optional embedding backend's package (an extra such as ``sonotype[birdnet]``) is not installed."""
+
+
+class NotFound(SonotypeError, LookupError):
+    """A row asked for by id or key (recording, region, run, cluster) is not in the database; the web
+    application answers it with 404."""

@@ -1,5 +1,5 @@
-"""SQL text and engine set-up for the store: the statements (fixed text, ``:name`` parameters only),
-the schema loader and the per-dialect connection settings."""
+"""Engine set-up for the store: the schema loader, the schema version and the per-dialect connection
+settings. The SQL itself is in ``schema.sql`` (tables) and :mod:`.queries` (statements)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import bindparam, create_engine, event, text
+from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import StaticPool
 
+from . import queries as q
 from .rows import StoreError
 
 DEFAULT_URL = "sqlite:///sonotype.db"
@@ -25,113 +26,6 @@ ID_COLUMN = {
 #: the other one: binary column type
 BLOB_COLUMN = {"sqlite": "BLOB", "postgresql": "BYTEA"}
 PG_SCHEMA_LOCK = 0x50_6E_6F_74  # advisory lock key: concurrent openers create the schema one at a time
-BEGIN = {False: "BEGIN", True: "BEGIN IMMEDIATE"}  # SQLite: writers take the write lock up front
-
-RECORDING_COLS = ("id, path, content_hash, sample_rate, channels, frames, duration_s, channel_used, format, "
-                  "metadata, encounter, site, rec_date, added_at")
-REGION_COLS = ("id, recording_id, run_id, start_sample, stop_sample, sample_rate, peak_score, mean_score, "
-               "first_window, n_windows")
-
-INSERT_RECORDING = text(
-    "INSERT INTO recordings (path, content_hash, sample_rate, channels, frames, duration_s, channel_used, format, "
-    "metadata, encounter, site, rec_date, added_at) VALUES (:path, :content_hash, :sample_rate, :channels, "
-    ":frames, :duration_s, :channel_used, :format, :metadata, :encounter, :site, :rec_date, :added_at) "
-    "ON CONFLICT (content_hash) DO NOTHING")
-RECORDING_ID = text("SELECT id FROM recordings WHERE content_hash = :content_hash")
-INSERT_RECORDING_PATH = text(
-    "INSERT INTO recording_paths (recording_id, path, added_at) VALUES (:recording_id, :path, :added_at) "
-    "ON CONFLICT (recording_id, path) DO NOTHING")
-SELECT_RECORDING_PATHS = text("SELECT path FROM recording_paths WHERE recording_id = :recording_id "
-                              "ORDER BY added_at, path")
-SELECT_PATHS_OF = text("SELECT recording_id, path FROM recording_paths WHERE recording_id IN :ids "
-                       "ORDER BY recording_id, added_at, path").bindparams(bindparam("ids", expanding=True))
-RECORDING_OF_PATH = text("SELECT recording_id FROM recording_paths WHERE path = :path ORDER BY recording_id")
-INSERT_MODEL = text(
-    "INSERT INTO models (version, path, kind, config, training_data, metrics, created_at) "
-    "VALUES (:version, :path, :kind, :config, :training_data, :metrics, :created_at) "
-    "ON CONFLICT (version) DO NOTHING")
-INSERT_RUN = text(
-    "INSERT INTO runs (model_id, settings, settings_hash, created_at) "
-    "VALUES (:model_id, :settings, :settings_hash, :created_at) ON CONFLICT (model_id, settings_hash) DO NOTHING")
-DELETE_REGIONS = text("DELETE FROM regions WHERE recording_id = :recording_id AND run_id = :run_id")
-INSERT_REGION = text(
-    "INSERT INTO regions (recording_id, run_id, start_sample, stop_sample, sample_rate, start_s, stop_s, "
-    "peak_score, mean_score, first_window, n_windows) VALUES (:recording_id, :run_id, :start_sample, "
-    ":stop_sample, :sample_rate, :start_s, :stop_s, :peak_score, :mean_score, :first_window, :n_windows)")
-UPSERT_PROCESSED = text(
-    "INSERT INTO processed (recording_id, run_id, status, n_windows, n_regions, seconds, error, finished_at) "
-    "VALUES (:recording_id, :run_id, :status, :n_windows, :n_regions, :seconds, :error, :finished_at) "
-    "ON CONFLICT (recording_id, run_id) DO UPDATE SET status = excluded.status, n_windows = excluded.n_windows, "
-    "n_regions = excluded.n_regions, seconds = excluded.seconds, error = excluded.error, "
-    "finished_at = excluded.finished_at")
-# a failed retry never overwrites a completed result
-UPSERT_FAILED = text(UPSERT_PROCESSED.text + " WHERE processed.status <> 'done'")
-INSERT_FAILURE = text("INSERT INTO failures (run_id, recording_id, path, error, at) "
-                      "VALUES (:run_id, :recording_id, :path, :error, :at) RETURNING id")
-# one failure row per file and run: an earlier row of the same recording or path goes first
-DELETE_FAILURES_OF_FILE = text(
-    "DELETE FROM failures WHERE run_id = :run_id AND (path = :path OR recording_id = :recording_id)")
-DELETE_FAILURES_OF_PATH_NO_RUN = text("DELETE FROM failures WHERE run_id IS NULL AND path = :path")
-# a success clears the run's failure rows of the recording, under any of its paths
-CLEAR_FAILURES = text(
-    "DELETE FROM failures WHERE run_id = :run_id AND (recording_id = :recording_id OR path IN "
-    "(SELECT path FROM recording_paths WHERE recording_id = :recording_id))")
-DELETE_CLUSTERS = text("DELETE FROM clusters WHERE run_id = :run_id AND algorithm = :algorithm AND params = :params")
-INSERT_CLUSTER = text("INSERT INTO clusters (region_id, run_id, algorithm, params, cluster, created_at) "
-                      "VALUES (:region_id, :run_id, :algorithm, :params, :cluster, :created_at)")
-DELETE_SEQUENCE = text("DELETE FROM sequences WHERE region_id = :region_id AND model_version = :model_version")
-INSERT_SEQUENCE = text("INSERT INTO sequences (region_id, model_version, n_windows, dim, data, created_at) "
-                       "VALUES (:region_id, :model_version, :n_windows, :dim, :data, :created_at)")
-SELECT_SEQUENCES = text("SELECT region_id, n_windows, dim, data FROM sequences WHERE model_version = :model_version "
-                        "ORDER BY region_id")
-DELETE_MAP_POINTS = text("DELETE FROM map_points WHERE run_id = :run_id AND method = :method AND params = :params")
-INSERT_MAP_POINT = text("INSERT INTO map_points (region_id, run_id, method, params, x, y, created_at) "
-                        "VALUES (:region_id, :run_id, :method, :params, :x, :y, :created_at)")
-LATEST_MAP_PARAMS = text("SELECT params FROM map_points WHERE run_id = :run_id AND method = :method "
-                         "ORDER BY created_at DESC LIMIT 1")
-SELECT_MAP_POINTS = text("SELECT region_id, x, y FROM map_points WHERE run_id = :run_id AND method = :method "
-                         "AND params = :params ORDER BY region_id")
-INSERT_EDIT = text(
-    "INSERT INTO edits (target, target_id, field, old_value, new_value, author, at, note) "
-    "VALUES (:target, :target_id, :field, :old_value, :new_value, :author, :at, :note) RETURNING id")
-# curation (the web application): single rows, latest runs, labels, cluster names, merges and splits
-SELECT_REGION = text(f"SELECT {REGION_COLS} FROM regions WHERE id = :id")
-SELECT_RUNS = text("SELECT * FROM runs ORDER BY id")
-LATEST_RUN = text("SELECT MAX(run_id) FROM processed WHERE status = 'done'")
-LATEST_RUN_OF_RECORDING = text(
-    "SELECT MAX(run_id) FROM processed WHERE status = 'done' AND recording_id = :recording_id")
-COUNT_REGIONS_OF = text("SELECT COUNT(*) FROM regions WHERE recording_id = :recording_id AND run_id = :run_id")
-LABEL_COLS = "region_id, label, note, author, at"
-SELECT_REGION_LABEL = text(f"SELECT {LABEL_COLS} FROM region_labels WHERE region_id = :region_id")
-SELECT_LABELS_OF_RUN = text(
-    "SELECT l.region_id, l.label, l.note, l.author, l.at FROM region_labels l JOIN regions g ON g.id = l.region_id "
-    "WHERE g.run_id = :run_id ORDER BY l.region_id")
-SELECT_LABELS_OF_RECORDING = text(
-    "SELECT l.region_id, l.label, l.note, l.author, l.at FROM region_labels l JOIN regions g ON g.id = l.region_id "
-    "WHERE g.run_id = :run_id AND g.recording_id = :recording_id ORDER BY l.region_id")
-UPSERT_REGION_LABEL = text(
-    "INSERT INTO region_labels (region_id, label, note, author, at) VALUES (:region_id, :value, NULL, :author, :at) "
-    "ON CONFLICT (region_id) DO UPDATE SET label = excluded.label, author = excluded.author, at = excluded.at")
-UPSERT_REGION_NOTE = text(
-    "INSERT INTO region_labels (region_id, label, note, author, at) VALUES (:region_id, NULL, :value, :author, :at) "
-    "ON CONFLICT (region_id) DO UPDATE SET note = excluded.note, author = excluded.author, at = excluded.at")
-CLUSTERING_KEY = "run_id = :run_id AND algorithm = :algorithm AND params = :params"
-SELECT_CLUSTER_NAMES = text(
-    f"SELECT cluster, name, note, author, at FROM cluster_names WHERE {CLUSTERING_KEY} ORDER BY cluster")
-UPSERT_CLUSTER_NAME = text(
-    "INSERT INTO cluster_names (run_id, algorithm, params, cluster, name, note, author, at) VALUES (:run_id, "
-    ":algorithm, :params, :cluster, :value, NULL, :author, :at) ON CONFLICT (run_id, algorithm, params, cluster) "
-    "DO UPDATE SET name = excluded.name, author = excluded.author, at = excluded.at")
-UPSERT_CLUSTER_NOTE = text(
-    "INSERT INTO cluster_names (run_id, algorithm, params, cluster, name, note, author, at) VALUES (:run_id, "
-    ":algorithm, :params, :cluster, NULL, :value, :author, :at) ON CONFLICT (run_id, algorithm, params, cluster) "
-    "DO UPDATE SET note = excluded.note, author = excluded.author, at = excluded.at")
-SELECT_CLUSTER_MEMBERS = text(
-    f"SELECT region_id, cluster FROM clusters WHERE {CLUSTERING_KEY} ORDER BY cluster, region_id")
-MAX_CLUSTER = text(f"SELECT MAX(cluster) FROM clusters WHERE {CLUSTERING_KEY}")
-MOVE_CLUSTER = text(f"UPDATE clusters SET cluster = :into WHERE {CLUSTERING_KEY} AND cluster = :cluster")
-MOVE_CLUSTER_MEMBER = text(
-    f"UPDATE clusters SET cluster = :into WHERE {CLUSTERING_KEY} AND cluster = :cluster AND region_id = :region_id")
 
 
 def normalise_url(url: str) -> str:
@@ -169,8 +63,7 @@ def sqlite_engine(url, *, read_only: bool = False) -> Engine:
         uri = f"file:{quote(str(sqlite_file(url).resolve()))}?mode=ro"
         kw["creator"] = lambda: sqlite3.connect(uri, uri=True, timeout=30.0, check_same_thread=False)
     engine = create_engine(url, **kw)
-    pragmas = ["PRAGMA busy_timeout = 30000", "PRAGMA foreign_keys = ON", "PRAGMA case_sensitive_like = ON"]
-    pragmas += ["PRAGMA query_only = ON"] if read_only else ["PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL"]
+    pragmas = q.SQLITE_PRAGMAS + (q.SQLITE_READ_ONLY if read_only else q.SQLITE_WRITABLE)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):
@@ -182,7 +75,7 @@ def sqlite_engine(url, *, read_only: bool = False) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
-        conn.exec_driver_sql(BEGIN[bool(conn.get_execution_options().get("sonotype_write"))])
+        conn.exec_driver_sql(q.BEGIN[bool(conn.get_execution_options().get("sonotype_write"))])
 
     return engine
 
@@ -192,5 +85,5 @@ def postgresql_engine(url, *, read_only: bool = False) -> Engine:
     if read_only:
         @event.listens_for(engine, "begin")
         def _on_begin(conn):
-            conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+            conn.exec_driver_sql(q.PG_READ_ONLY)
     return engine

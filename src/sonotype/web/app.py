@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from .. import __version__
-from ..errors import AudioError, ConfigError, SonotypeError
+from ..errors import AudioError, ConfigError, NotFound, SonotypeError
 from ..store import Store, StoreError, open_store
 from . import api, edit, media, pages
 from .context import Limits, ServerContext, truncate
@@ -66,8 +66,8 @@ def create_app(store: Store | str, *, edit_token: str | None = None, audio_root:
 
     @app.exception_handler(SonotypeError)
     def sonotype_error(request: Request, exc: SonotypeError):
-        status = 409 if isinstance(exc, AudioError) else 400 if isinstance(exc, ConfigError) else \
-            500 if isinstance(exc, StoreError) else 400
+        status = 404 if isinstance(exc, NotFound) else 409 if isinstance(exc, AudioError) else \
+            400 if isinstance(exc, ConfigError) else 500 if isinstance(exc, StoreError) else 400
         return JSONResponse({"detail": message(request, str(exc))}, status_code=status)
 
     @app.exception_handler(StarletteHTTPException)

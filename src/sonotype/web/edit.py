@@ -10,11 +10,13 @@ against cross-site requests.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Request
 
-from ..errors import ConfigError
+from ..errors import ConfigError, NotFound
 from ..store import StoreError
 from . import schemas as S
 from .api import region_json
@@ -48,10 +50,16 @@ def _author(value: str | None) -> str | None:
     return None if value is None or not value.strip() else value.strip()
 
 
-def _refused(e: Exception) -> HTTPException:
-    msg = str(e)
-    status = 404 if isinstance(e, StoreError) and ("does not exist" in msg or "has no cluster" in msg) else 400
-    return HTTPException(status, str(e))
+@contextmanager
+def _refusals() -> Iterator[None]:
+    """The store's refusals of an edit as HTTP answers: no such region or cluster 404, a bad value or a
+    database that cannot take the change (read-only, constraint) 400."""
+    try:
+        yield
+    except NotFound as e:
+        raise HTTPException(404, str(e)) from None
+    except (ConfigError, StoreError) as e:
+        raise HTTPException(400, str(e)) from None
 
 
 @router.post("/token", status_code=204, summary="Check an edit token (204 when it is right)")
@@ -64,10 +72,8 @@ def check_token():
 def put_label(request: Request, region_id: Id, body: S.LabelIn):
     ctx = ctx_of(request)
     g = region_or_404(ctx, region_id)
-    try:
+    with _refusals():
         row = ctx.store.set_region_label(g.id, body.label, author=_author(body.author))
-    except (ConfigError, StoreError) as e:
-        raise _refused(e) from None
     return region_json(g, row)
 
 
@@ -75,10 +81,8 @@ def put_label(request: Request, region_id: Id, body: S.LabelIn):
 def put_region_note(request: Request, region_id: Id, body: S.NoteIn):
     ctx = ctx_of(request)
     g = region_or_404(ctx, region_id)
-    try:
+    with _refusals():
         row = ctx.store.set_region_note(g.id, body.note, author=_author(body.author))
-    except (ConfigError, StoreError) as e:
-        raise _refused(e) from None
     return region_json(g, row)
 
 
@@ -88,10 +92,8 @@ def _set_cluster_text(request: Request, cid: str, cluster: int, field: str, valu
     ctx = ctx_of(request)
     c = clustering_or_404(ctx, cid)
     setter = ctx.store.set_cluster_name if field == "name" else ctx.store.set_cluster_note
-    try:
+    with _refusals():
         row = setter(c["run_id"], c["algorithm"], c["params"], cluster, value, author=_author(author))
-    except (ConfigError, StoreError) as e:
-        raise _refused(e) from None
     return {"cluster": row.cluster, "name": row.name, "note": row.note, "author": row.author, "at": row.at}
 
 
@@ -110,11 +112,9 @@ def put_cluster_note(request: Request, cid: Cid, cluster: Cluster, body: S.NoteI
 def merge(request: Request, cid: Cid, body: S.MergeIn):
     ctx = ctx_of(request)
     c = clustering_or_404(ctx, cid)
-    try:
+    with _refusals():
         moved = ctx.store.merge_clusters(c["run_id"], c["algorithm"], c["params"], into=body.into, other=body.other,
                                          author=_author(body.author), note=body.note)
-    except (ConfigError, StoreError) as e:
-        raise _refused(e) from None
     return {"into": body.into, "moved": moved}
 
 
@@ -123,9 +123,7 @@ def merge(request: Request, cid: Cid, body: S.MergeIn):
 def split(request: Request, cid: Cid, cluster: Cluster, body: S.SplitIn):
     ctx = ctx_of(request)
     c = clustering_or_404(ctx, cid)
-    try:
+    with _refusals():
         new = ctx.store.split_cluster(c["run_id"], c["algorithm"], c["params"], cluster, body.region_ids,
                                       author=_author(body.author), note=body.note)
-    except (ConfigError, StoreError) as e:
-        raise _refused(e) from None
     return {"new_cluster": new, "moved": len(set(body.region_ids))}
