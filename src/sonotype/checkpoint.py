@@ -46,7 +46,7 @@ def load_checkpoint(path: str | Path, *, kind: str | None = None) -> dict:
         raise CheckpointError(f"{p}: no such checkpoint; train one with `sonotype train` / `sonotype train-detector`")
     try:
         ck = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:
+    except Exception as e:  # the unpickler fails on foreign bytes with any error (KeyError, EOFError, ...)
         raise CheckpointError(f"{p}: not a readable sonotype checkpoint ({type(e).__name__}: {e})") from e
     if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{p}: not a sonotype checkpoint (no format tag)")

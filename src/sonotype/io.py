@@ -121,7 +121,7 @@ def audio_info(path: str | Path) -> AudioInfo:
     p = _existing_file(path)
     try:
         i = sf.info(str(p))
-    except Exception as e:  # libsndfile's messages are terse; keep them but name the file
+    except (RuntimeError, OSError) as e:  # soundfile.LibsndfileError is a RuntimeError; name the file in the message
         if p.suffix.lower() not in FFMPEG_SUFFIXES:
             raise AudioError(p, f"not readable as audio ({_sf_reason(e)}); expected a WAV/FLAC/OGG/MP3 file "
                                 f"or one of {' '.join(sorted(FFMPEG_SUFFIXES))} (via ffmpeg); check that it "

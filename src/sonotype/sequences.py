@@ -24,7 +24,7 @@ from tqdm import tqdm
 from .backends import Backend
 from .checkpoint import LoadedModel, model_version
 from .embed import embed_windows
-from .errors import ConfigError
+from .errors import ConfigError, SonotypeError
 from .features import (
     Framing,
     FrontEnd,
@@ -132,7 +132,7 @@ def clip_sequences(clips: Sequence[Clip], model: LoadedModel, *, stride: int | N
     for clip in clips:
         try:
             frames, framing = span_frames(clip, fe, sample_rate=sample_rate)
-        except Exception as e:
+        except (SonotypeError, OSError) as e:  # unreadable audio (AudioError) or an unusable span (ConfigError)
             if on_error is None:
                 raise
             on_error(clip, e)
@@ -209,7 +209,8 @@ def region_sequences(store: Store, run_id: int, model: LoadedModel, *, stride: i
                     frames, fr = span_frames(clip, fe)
                     done[r.id] = embed_windows(model.encoder, span_windows(frames, fr))
                 bar.update(1)
-        except Exception as e:  # noqa: BLE001 - one unreadable recording must not stop the rest
+        except (SonotypeError, OSError, RuntimeError) as e:  # one unreadable recording (or one a backend
+            # refuses: its runtime errors) must not stop the rest; programming errors still surface
             log(f"skipped the regions of {rec.path}: {e}")
             continue
         store.put_sequences(version, done)

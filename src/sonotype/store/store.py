@@ -62,7 +62,7 @@ def open_store(url: str = DEFAULT_URL, *, read_only: bool = False, must_exist: b
             store.check_schema()
         if not read_only:
             store.create_schema()
-    except BaseException:
+    except BaseException:  # whatever stops the checks (even Ctrl-C) must not leave the engine open
         store.close()
         raise
     return store
