@@ -57,6 +57,6 @@ def test_csv_and_parquet_tables(recording, tmp_path):
     assert rows[1]["recording"] == str(path)
     with pytest.raises(ConfigError, match="xlsx"):
         regions_table(recs, tmp_path / "t.xlsx")
-    pq = pytest.importorskip("pyarrow.parquet")
+    import pyarrow.parquet as pq
     t = pq.read_table(regions_table(recs, tmp_path / "t.parquet")).to_pydict()
     assert t["start_sample"] == [8000, 20000] and t["peak_score"] == [0.9, 0.6]

@@ -70,16 +70,13 @@ def _rows(records: Sequence[RegionRecord]) -> list[list]:
 
 
 def regions_table(records: Sequence[RegionRecord], path: str | Path) -> Path:
-    """CSV (``.csv``) or Parquet (``.parquet``, needs pyarrow) table of regions, one row each."""
+    """CSV (``.csv``) or Parquet (``.parquet``) table of regions, one row each."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     rows = _rows(records)
     if p.suffix.lower() == ".parquet":
-        try:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-        except ImportError:
-            raise ConfigError(f"{p}: Parquet export needs pyarrow (pip install pyarrow); or write .csv") from None
+        import pyarrow as pa
+        import pyarrow.parquet as pq
         cols = {c: [row[i] for row in rows] for i, c in enumerate(TABLE_COLUMNS)}
         pq.write_table(pa.table(cols), p)
         return p

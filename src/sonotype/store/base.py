@@ -30,6 +30,8 @@ class Connected:
         self.label = label
         self.read_only = read_only
         self.dialect = engine.dialect.name
+        #: the SQLite database file (None: in memory, or a server database); caches may live beside it
+        self.database_file = db.sqlite_file(engine.url) if self.dialect == "sqlite" else None
         if self.dialect not in db.ID_COLUMN:
             raise ConfigError(f"{label}: unsupported database {self.dialect!r}; use sqlite:/// or postgresql://")
 

@@ -3,7 +3,6 @@ clusters, embedding-map points, search by example and the edit log."""
 
 from __future__ import annotations
 
-import importlib
 from pathlib import PurePath
 from typing import Annotated
 
@@ -11,6 +10,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request
 
 from .. import __version__
 from ..errors import SonotypeError
+from ..search import similar_regions
 from ..store import RecordingRow, RegionRow
 from ..store.rows import RegionLabelRow
 from . import schemas as S
@@ -165,16 +165,12 @@ def region_map(request: Request, run_id: Id,
 
 @router.get("/regions/{region_id}/similar", response_model=S.Similar,
             summary="Search by example: the regions most like this one (DTW over embedding sequences)",
-            responses={503: {"description": "search by example is not installed or not set up"}})
+            responses={409: {"description": "the region has no stored embedding sequence (run `sonotype cluster`)"}})
 def similar(request: Request, region_id: Id, k: Annotated[int, Query(ge=1, le=100)] = 10):
     ctx = ctx_of(request)
     g = region_or_404(ctx, region_id)
     try:
-        search = importlib.import_module("sonotype.search")  # written separately; may be missing
-        hits = search.similar_regions(ctx.store, g.id, k=k)
-    except ImportError as e:
-        raise HTTPException(503, f"search by example is not available on this server ({e}); install sonotype "
-                                 "with its search dependencies (faiss-cpu)") from None
+        hits = similar_regions(ctx.store, g.id, k=k)  # the index is cached per encoder between queries
     except SonotypeError as e:
         raise HTTPException(409, f"search by example for region {g.id}: {e}") from None
     out = []
