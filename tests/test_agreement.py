@@ -70,3 +70,37 @@ def test_loo_nn_accuracy_scores_only_repeated_types():
     assert math.isnan(loo_nn_accuracy(d, list("abcd"))[0])
     with pytest.raises(ConfigError, match="N, N"):
         loo_nn_accuracy(d[:3], list("abcd"))
+
+
+def _distinct_unassigned(clusters: np.ndarray) -> np.ndarray:
+    """-1 made one singleton cluster each, as sonotype.agreement counts them (for scikit-learn's input)."""
+    c = clusters.copy()
+    free = c < 0
+    c[free] = c.max(initial=0) + 1 + np.arange(free.sum())
+    return c
+
+
+def slow_purity(a, b):
+    """Per cluster, the count of its most common label, summed over clusters, over the item count."""
+    total = 0
+    for v in set(b):
+        members = [x for x, y in zip(a, b) if y == v]
+        total += max(members.count(u) for u in set(members))
+    return total / len(a)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_scores_match_scikit_learn_and_a_slow_purity(seed):
+    from sklearn import metrics as sk
+
+    rng = np.random.default_rng(100 + seed)
+    n = int(rng.integers(5, 120))
+    labels = rng.choice(["a", "b", "c", "d", "e"][: int(rng.integers(1, 6))], n)
+    clusters = rng.integers(-1, int(rng.integers(1, 9)), n)
+    c = _distinct_unassigned(clusters)
+    assert nmi(labels, clusters) == pytest.approx(
+        sk.normalized_mutual_info_score(labels, c, average_method="arithmetic"), abs=1e-10)
+    assert ari(labels, clusters) == pytest.approx(sk.adjusted_rand_score(labels, c), abs=1e-10)
+    table = sk.cluster.contingency_matrix(labels, c)
+    assert purity(labels, clusters) == pytest.approx(table.max(axis=0).sum() / n, abs=1e-12)
+    assert purity(labels, clusters) == pytest.approx(slow_purity(list(labels), list(c)), abs=1e-12)

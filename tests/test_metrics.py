@@ -327,3 +327,38 @@ def test_summary_empty_is_json():
     assert json.loads(json.dumps(s)) == s
     assert s["n_windows"] == 0 and s["n_positive"] == 0
     assert s["pr_curve"] == {"threshold": [], "precision": [], "recall": []}
+
+
+# ------------------------------------------------------------------------------- against scikit-learn
+
+
+@pytest.mark.parametrize("ties", [False, True])
+@pytest.mark.parametrize("seed", SEEDS)
+def test_counts_and_scores_match_scikit_learn(seed, ties):
+    from sklearn import metrics as sk
+
+    scores, labels = random_data(seed, 300, ties=ties)
+    for t in (0.0, 0.3, 0.5, 0.91, 1.1):
+        cm = confusion(scores, labels, threshold=t)
+        pred = (scores >= t).astype(int)
+        (tn, fp), (fn, tp) = sk.confusion_matrix(labels, pred, labels=[0, 1])
+        assert (cm.tp, cm.fn, cm.fp, cm.tn) == (tp, fn, fp, tn)
+        assert cm.precision == pytest.approx(sk.precision_score(labels, pred, zero_division=0), abs=1e-12)
+        assert cm.recall == pytest.approx(sk.recall_score(labels, pred, zero_division=0), abs=1e-12)
+        assert cm.f1 == pytest.approx(sk.f1_score(labels, pred, zero_division=0), abs=1e-12)
+        assert cm.accuracy == pytest.approx(sk.accuracy_score(labels, pred), abs=1e-12)
+
+
+@pytest.mark.parametrize("ties", [False, True])
+@pytest.mark.parametrize("seed", SEEDS)
+def test_pr_curve_and_average_precision_match_scikit_learn(seed, ties):
+    from sklearn import metrics as sk
+
+    scores, labels = random_data(seed, 400, ties=ties)
+    c = pr_curve(scores, labels)
+    p, r, t = sk.precision_recall_curve(labels, scores)  # thresholds ascending; p[i], r[i] at t[i]
+    ours = {float(th): (pp, rr) for th, pp, rr in zip(c["threshold"], c["precision"], c["recall"])}
+    assert len(t) > 5 and set(map(float, t)) <= set(ours)
+    for th, pp, rr in zip(t, p[:-1], r[:-1]):
+        assert ours[float(th)] == pytest.approx((pp, rr), abs=1e-12)
+    assert average_precision(scores, labels) == pytest.approx(sk.average_precision_score(labels, scores), abs=1e-12)

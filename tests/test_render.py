@@ -116,3 +116,20 @@ def test_render_span_gives_png_of_the_asked_size(tmp_path):
     body, pic = render_span(wav, frontend=None, channel=0, sample_rate=48000, start=0, stop=96000, width=123,
                             height=45, floor=-40, ceiling=40)
     assert Image.open(io.BytesIO(body)).size == (123, 45) and pic.stop == 96000
+
+
+def test_web_and_report_colour_a_spectrogram_alike():
+    """The report's imshow style (colour map + levels) maps every dB value to the colour the web picture uses."""
+    from matplotlib.colors import Normalize
+
+    from sonotype.report._plot import spectrogram_style
+
+    rng = np.random.default_rng(4)
+    spec = (rng.normal(-60, 15, size=(50, 24))).astype(np.float32)  # (F, B) dB
+    spec[3, 5], spec[7, 1] = np.nan, -np.inf
+    style = spectrogram_style(spec)
+    assert (style["vmin"], style["vmax"]) == levels(spec)
+    report = style["cmap"](Normalize(style["vmin"], style["vmax"])(np.ma.masked_invalid(spec.astype(np.float64))))
+    web = to_rgb(spec, floor=style["vmin"], ceiling=style["vmax"], height=spec.shape[1])  # (B, F, 3), top = high
+    assert np.array_equal(np.round(report[..., :3] * 255).astype(np.uint8), web[::-1].transpose(1, 0, 2))
+    assert len(np.unique(web.reshape(-1, 3), axis=0)) > 100  # many colours compared, not one

@@ -21,6 +21,7 @@ from PIL import Image
 
 from sonotype.errors import ConfigError, SonotypeError
 from sonotype.metrics import Confusion, summary
+from sonotype.pooling import pool_time as max_pool
 from sonotype.report import (
     ModelReport,
     confusion_figure,
@@ -36,7 +37,7 @@ from sonotype.report import (
     training_curve_figure,
     write_model_report,
 )
-from sonotype.report._plot import NOISE_COLOUR, max_pool
+from sonotype.report._plot import NOISE_COLOUR
 
 SVG = "{http://www.w3.org/2000/svg}"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

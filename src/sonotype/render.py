@@ -1,6 +1,7 @@
 """Spectrogram pictures: band spectrograms of any span of a recording as PNG bytes (numpy + Pillow).
 
-The colour table is made here: a ramp in the Oklab perceptual colour space whose lightness rises
+The colour table and the level rule (:func:`levels`) are defined here, for the web pictures and the
+report's figures alike (:mod:`sonotype.report._plot` builds its colour map from this table): a ramp in the Oklab perceptual colour space whose lightness rises
 linearly from dark violet through red and orange to pale yellow, so equal steps in dB look like
 equal steps in brightness (and the picture still reads in grey scale).
 
@@ -20,9 +21,12 @@ from PIL import Image
 
 from .errors import ConfigError
 from .features import FrontEnd, framing_for, iter_frames
+from .pooling import max_over_time
 
 #: largest picture this module makes, pixels per side (a guard against runaway requests)
 MAX_PIXELS_SIDE = 8192
+#: entries of the colour table pictures and report figures use
+N_COLOURS = 256
 
 
 # ---------------------------------------------------------------------------- colour table
@@ -107,7 +111,7 @@ class ColumnPooler:
             return
         cols = (np.arange(first, first + n, dtype=np.int64) * self.width) // self.total
         starts = np.r_[0, np.flatnonzero(np.diff(cols)) + 1]
-        pooled = np.maximum.reduceat(frames, starts, axis=0)
+        pooled = max_over_time(frames, starts)  # (columns touched, B)
         where = cols[starts]
         self._out[where] = np.maximum(self._out[where], pooled)
 
@@ -135,8 +139,8 @@ def levels(values: np.ndarray, *, low_pct: float = 20.0, high_pct: float = 99.9,
 def to_rgb(columns: np.ndarray, *, floor: float, ceiling: float, height: int) -> np.ndarray:
     """Colour ``(W, B)`` dB columns as an ``(height, W, 3)`` uint8 picture, low frequencies at the bottom.
 
-    Values are scaled linearly from ``floor`` (first colour) to ``ceiling`` dB (last colour); NaN
-    (no data) is drawn as the first colour. The B bins are linearly interpolated to ``height`` rows.
+    Values are scaled linearly from ``floor`` (first colour) to ``ceiling`` dB (last colour), see
+    :func:`colour_indices`; NaN (no data) is drawn as the first colour. The B bins are linearly interpolated to ``height`` rows.
     """
     c = np.asarray(columns, np.float32)
     if c.ndim != 2 or c.shape[0] < 1 or c.shape[1] < 1:
@@ -149,10 +153,18 @@ def to_rgb(columns: np.ndarray, *, floor: float, ceiling: float, height: int) ->
     lo = np.clip(np.floor(pos).astype(np.int64), 0, b - 1)
     hi = np.minimum(lo + 1, b - 1)
     frac = np.clip(pos - lo, 0, 1)[:, None]
-    rows = c.T[lo] * (1 - frac) + c.T[hi] * frac  # (H, W)
-    table = colour_table(256)
-    scaled = np.nan_to_num((rows - floor) / (ceiling - floor), nan=0.0)
-    return table[np.clip(np.round(scaled * 255), 0, 255).astype(np.uint8)]
+    with np.errstate(invalid="ignore"):  # a NaN/-inf neighbour must not spill into a row that lies on a bin
+        rows = np.where(frac == 0, c.T[lo], c.T[lo] * (1 - frac) + c.T[hi] * frac)  # (H, W)
+    return colour_table(N_COLOURS)[colour_indices(rows, floor=floor, ceiling=ceiling)]
+
+
+def colour_indices(values: np.ndarray, *, floor: float, ceiling: float, n: int = N_COLOURS) -> np.ndarray:
+    """Entries of the ``n``-colour table for dB ``values`` (any shape): ``floor`` .. ``ceiling`` split into
+    ``n`` equal steps, below the floor the first colour, from the ceiling on the last, NaN the first.
+    This is matplotlib's rule for a ``ListedColormap`` with ``vmin=floor, vmax=ceiling``, so the report's
+    figures (:func:`sonotype.report._plot.spectrogram_style`) colour a level as these pictures do."""
+    t = (np.asarray(values, np.float64) - floor) / (ceiling - floor) * n
+    return np.clip(np.nan_to_num(np.floor(t), nan=0.0, posinf=n - 1, neginf=0.0), 0, n - 1).astype(np.int64)
 
 
 def png_bytes(rgb: np.ndarray, *, compress_level: int = 3) -> bytes:

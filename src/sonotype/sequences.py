@@ -35,6 +35,7 @@ from .features import (
 )
 from .io import audio_info, read_audio
 from .model import Encoder, EncoderConfig
+from .pooling import max_over_time, pool_time
 from .resample import read_resampled
 from .store import RegionRow, Store
 
@@ -149,13 +150,9 @@ def clip_sequences(clips: Sequence[Clip], model: LoadedModel, *, stride: int | N
 def thumbnail(frames: np.ndarray, *, max_frames: int = 128) -> np.ndarray:
     """A small picture of a spectrogram ``(F, B)``: at most ``max_frames`` frames (max-pooled in time,
     so short clicks survive), float32 dB. Frequency stays on axis 1, low bins first."""
-    f = frames.shape[0]
     if max_frames < 1:
         raise ConfigError(f"max_frames must be >= 1, got {max_frames}")
-    if f <= max_frames:
-        return np.asarray(frames, np.float32)
-    edges = np.linspace(0, f, max_frames + 1).astype(int)
-    return np.maximum.reduceat(np.asarray(frames, np.float32), edges[:-1], axis=0)
+    return pool_time(np.asarray(frames, np.float32), max_frames, even=True)[0]
 
 
 # ---------------------------------------------------------------------------- stored regions
@@ -269,9 +266,9 @@ def overview_spectrogram(path: str, frontend: FrontEnd, *, channel: int = 0, max
         buf = np.concatenate([carry, frames]) if carry.size else frames
         whole = buf.shape[0] // pool * pool
         if whole:
-            cols.append(buf[:whole].reshape(-1, pool, buf.shape[1]).max(axis=1))
+            cols.append(max_over_time(buf[:whole], np.arange(0, whole, pool)))  # (whole / pool, B)
         carry = buf[whole:]
     if carry.shape[0]:
-        cols.append(carry.max(axis=0, keepdims=True))
+        cols.append(max_over_time(carry, [0]))
     freqs = np.linspace(framing.fmin, framing.fmax, framing.n_bins)
     return np.concatenate(cols).astype(np.float32), pool * framing.hop / info.sample_rate, freqs

@@ -9,7 +9,7 @@ anywhere once a function returns. SVGs keep their text as ``<text>`` elements
 from __future__ import annotations
 
 import contextlib
-import math
+import functools
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,10 +17,12 @@ from typing import Any
 import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.colors import to_hex, to_rgb
+from matplotlib.colors import ListedColormap, to_hex, to_rgb
 from matplotlib.figure import Figure
 
 from ..errors import ConfigError
+from ..pooling import pool_time
+from ..render import N_COLOURS, colour_table, levels
 
 DPI = 120
 NOISE_COLOUR = "#9e9e9e"  # cluster -1 (noise / unassigned)
@@ -113,35 +115,27 @@ def thumbnail(a: Any, index: int, *, max_side: int, name: str = "thumbnails") ->
     ok = np.isfinite(t)
     if not ok.all():
         t = np.where(ok, t, t[ok].min() if ok.any() else 0.0)
-    t = max_pool(max_pool(t, max_side)[0].T, max_side)[0]  # (bins, frames)
+    t = pool_time(pool_time(t, max_side)[0].T, max_side)[0]  # (bins, frames)
     return t
 
 
-def image_limits(img: np.ndarray, *, low_percentile: float = 5.0) -> tuple[float, float]:
-    """Colour limits: a low percentile (hides the noise floor) to the maximum; never an empty range."""
-    lo, hi = float(np.percentile(img, low_percentile)), float(img.max())
-    return (lo, hi) if hi > lo else (lo, lo + 1.0)
-
-
-def max_pool(a: np.ndarray, max_rows: int) -> tuple[np.ndarray, int]:
-    """Maximum over groups of ``factor`` consecutive rows so that at most ``max_rows`` rows remain.
-
-    Returns ``(pooled, factor)``; row ``k`` of ``pooled`` covers rows ``[k*factor, (k+1)*factor)``
-    (the last group may be shorter). ``factor`` is 1 (and ``a`` itself returned) when ``a``
-    already fits. ``a`` is not copied, so hours of frames pool in little extra memory.
-    """
-    n = a.shape[0]
-    if n <= max_rows:
-        return a, 1
-    f = math.ceil(n / max_rows)
-    whole = n // f
-    out = a[: whole * f].reshape(whole, f, *a.shape[1:]).max(axis=1)
-    if whole * f < n:
-        out = np.concatenate([out, a[whole * f:].max(axis=0, keepdims=True)])
-    return out, f
-
-
 # ------------------------------------------------------------------------------------------ colours
+
+
+@functools.lru_cache(maxsize=1)
+def spectrogram_cmap() -> ListedColormap:
+    """The web pictures' colour table (:func:`sonotype.render.colour_table`) as a matplotlib colour map;
+    NaN drawn as its first colour, as there."""
+    table = colour_table(N_COLOURS) / 255.0
+    return ListedColormap(table, name="sonotype").with_extremes(bad=table[0])
+
+
+def spectrogram_style(img: np.ndarray) -> dict[str, Any]:
+    """``imshow`` keywords for a dB spectrogram: the shared colour map and the shared level rule
+    (:func:`sonotype.render.levels`), so a report figure colours a level as the web picture does."""
+    lo, hi = levels(img)
+    return {"cmap": spectrogram_cmap(), "vmin": lo, "vmax": hi}
+
 
 
 def _palette(k: int) -> list[str]:

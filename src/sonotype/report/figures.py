@@ -19,16 +19,16 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from ..errors import ConfigError
 from ..metrics import Confusion
+from ..pooling import pool_time
 from ._plot import (
     array,
     clock,
     finite,
-    image_limits,
     label_colours,
-    max_pool,
     new_figure,
     positive_int,
     save,
+    spectrogram_style,
     thumbnail,
 )
 
@@ -267,8 +267,7 @@ def gallery_figure(thumbnails: Sequence[Any], out_stem: str | Path, *, title: st
             if k >= m:
                 ax.remove()
                 continue
-            lo, hi = image_limits(imgs[k])
-            ax.imshow(imgs[k], origin="lower", aspect="auto", cmap="magma", vmin=lo, vmax=hi)
+            ax.imshow(imgs[k], origin="lower", aspect="auto", **spectrogram_style(imgs[k]))
             ax.set_xticks([])
             ax.set_yticks([])
             if labels is not None:
@@ -330,7 +329,7 @@ def recording_overview_figure(spec: Any, out_stem: str | Path, *, seconds_per_fr
             raise ConfigError(f"scores has {sc.size} entries but spec has {frames} frames: expected one score per frame "
                               "(repeat window scores over their frames first)")
     regs = _regions(regions)
-    pooled, factor = max_pool(s, max_columns)  # pooled first: the full spectrogram is never copied
+    pooled, factor = pool_time(s, max_columns)  # pooled first: the full spectrogram is never copied
     pooled = pooled.astype(np.float64)
     ok = np.isfinite(pooled)
     if not ok.all():
@@ -342,16 +341,13 @@ def recording_overview_figure(spec: Any, out_stem: str | Path, *, seconds_per_fr
         edges = (f[0] - 0.5, f[0] + 0.5)
     khz = edges[1] >= 2000
     scale = 1e-3 if khz else 1.0
-    lo, hi = (float(v) for v in np.percentile(pooled, [5.0, 99.7]))  # colour range: noise floor to near-peak
-    if hi <= lo:
-        hi = float(pooled.max()) if pooled.max() > lo else lo + 1.0
     colours = label_colours([lab for _, _, lab in regs if lab is not None])
     with new_figure(13.0, 5.6 if sc is not None else 4.4) as fig:
         if sc is not None:
             ax, ax2 = fig.subplots(2, 1, sharex=True, height_ratios=[4, 1.3])
         else:
             ax, ax2 = fig.add_subplot(), None
-        im = ax.imshow(pooled.T, origin="lower", aspect="auto", cmap="magma", vmin=lo, vmax=hi,
+        im = ax.imshow(pooled.T, origin="lower", aspect="auto", **spectrogram_style(pooled),
                        extent=(0.0, duration, edges[0] * scale, edges[1] * scale), interpolation="antialiased")
         ax.set_ylabel("frequency (kHz)" if khz else "frequency (Hz)")
         for i, (a, b, lab) in enumerate(regs):
@@ -365,7 +361,7 @@ def recording_overview_figure(spec: Any, out_stem: str | Path, *, seconds_per_fr
             ax.legend(handles=handles, loc="upper right", fontsize=7, framealpha=0.8)
         last = ax2 if ax2 is not None else ax
         if sc is not None:
-            psc, _ = max_pool(sc, max_columns)
+            psc, _ = pool_time(sc, max_columns)
             t = (np.arange(psc.size) * factor + factor / 2) * spf
             ax2.plot(t, psc, color="tab:blue", lw=0.8)
             if threshold is not None:

@@ -25,10 +25,10 @@ from ._plot import (
     array,
     cluster_colours,
     finite,
-    image_limits,
     new_figure,
     positive_int,
     save,
+    spectrogram_style,
     stem_path,
     thumbnail,
 )
@@ -111,9 +111,8 @@ def _draw(fig: Figure, xy: np.ndarray, thumbnails: Sequence[Any], lab: np.ndarra
     w, h = (xlim[1] - xlim[0]) * size, (ylim[1] - ylim[0]) * size * 0.8
     for i in show:
         img = thumbnail(thumbnails[i], int(i), max_side=max_side)
-        lo, hi = image_limits(img)
         x, y = xy[i]
-        ax.imshow(img, origin="lower", aspect="auto", cmap="gray_r", vmin=lo, vmax=hi, interpolation="antialiased",
+        ax.imshow(img, origin="lower", aspect="auto", **spectrogram_style(img), interpolation="antialiased",
                   extent=(x - w / 2, x + w / 2, y - h / 2, y + h / 2), zorder=3, gid=f"thumbimg-{i}")
         c = int(lab[i])
         ax.add_patch(Rectangle((x - w / 2, y - h / 2), w, h, fill=False, edgecolor=colours[c], lw=1.6, zorder=4,
