@@ -50,7 +50,8 @@ def fill(url: str, n: int, *, dim: int, protos: int, seed: int) -> list[int]:
                       n_windows=100 * n, seconds=1.0)
         ids = [g.id for g in s.regions()]
         for a in range(0, n, 2000):  # in batches: bounded memory per transaction
-            s.put_sequences(VERSION, {i: centres[rng.integers(protos)] + 0.5 * rng.normal(size=(rng.integers(4, 25), dim))
+            s.put_sequences(VERSION, {i: centres[rng.integers(protos)] + 0.5 * rng.normal(size=(rng.integers(4, 25),
+                                                                                                      dim))
                                       for i in ids[a:a + 2000]})
     return ids
 

@@ -373,3 +373,43 @@ def test_clustering_titles_read_as_words():
     assert encoder_title("birdnet@2.4/hop1/x16") == "BirdNET 2.4, hop 1 s, played x16"
     k = {"run_id": 1, "algorithm": "kmeans", "params": {"k": 8, "seed": 0, "on": "windows", "encoder": None}}
     assert clustering_title(k) == "run 1 · kmeans · k 8 · unknown encoder"
+
+
+def test_the_servers_limits_drive_validation(store):
+    """Each bound comes from the app's Limits: a smaller one refuses what the default allows, a larger
+    one allows what the default refuses."""
+    small = TestClient(create_app(store, limits=Limits(width=50, height=40, pad_s=0.5, k=2, page=3)))
+    large = TestClient(create_app(store, limits=Limits(page=5000, k=500, width=6000)))
+    default = TestClient(create_app(store))
+    for url, ok in [("/api/recordings/1/spectrogram.png?start=0&stop=1&height=10&width={}", 50),
+                    ("/api/recordings/1/spectrogram.png?start=0&stop=1&width=10&height={}", 40),
+                    ("/api/regions/1/spectrogram.png?width=10&height=10&pad={}", 0.5), ("/api/regions/1/audio.wav?pad={}", 0.5),
+                    ("/api/recordings?limit={}", 3), ("/api/edits?limit={}", 3)]:
+        assert small.get(url.format(ok)).status_code == 200, url
+        r = small.get(url.format(ok * 2))
+        assert r.status_code == 422 and "limit" in r.json()["detail"], (url, r.text)
+        assert default.get(url.format(ok * 2)).status_code == 200, url
+    assert small.get("/api/regions/1/similar?k=3").status_code == 422
+    assert default.get("/api/recordings?limit=2000").status_code == 422
+    assert large.get("/api/recordings?limit=2000").status_code == 200
+    assert default.get("/api/recordings/1/spectrogram.png?start=0&stop=1&width=5000").status_code == 422
+    assert large.get("/api/recordings/1/spectrogram.png?start=0&stop=1&width=5000").status_code == 200
+    assert large.get("/api/info").json()["limits"]["page"] == 5000
+
+
+def test_the_servers_limits_bound_edit_bodies(editor):
+    _, st = editor
+    c = TestClient(create_app(st, edit_token=TOKEN, limits=Limits(text=10, name=3, split=1)))
+    rid = st.regions()[0].id
+    assert c.put(f"/api/regions/{rid}/note", json={"note": "x" * 10}, headers=AUTH).status_code == 200
+    r = c.put(f"/api/regions/{rid}/note", json={"note": "x" * 11}, headers=AUTH)
+    assert r.status_code == 422 and "note: 11 characters" in r.json()["detail"]
+    assert c.put(f"/api/regions/{rid}/label", json={"label": "noise", "author": "abcd"}, headers=AUTH).status_code == 422
+    (cl,) = c.get("/api/clusterings").json()
+    members = c.get(f"/api/clusterings/{cl['id']}").json()["clusters"][0]
+    ids = [m["id"] for m in members["members"]][:2]
+    r = c.post(f"/api/clusterings/{cl['id']}/clusters/{members['cluster']}/split", json={"region_ids": ids},
+               headers=AUTH)
+    assert len(ids) == 2 and r.status_code == 422 and "2 items" in r.json()["detail"]
+    roomy = TestClient(create_app(st, edit_token=TOKEN, limits=Limits(text=10_000)))
+    assert roomy.put(f"/api/regions/{rid}/note", json={"note": "x" * 5000}, headers=AUTH).status_code == 200

@@ -1,9 +1,10 @@
 """Spectrogram pictures: band spectrograms of any span of a recording as PNG bytes (numpy + Pillow).
 
 The colour table and the level rule (:func:`levels`) are defined here, for the web pictures and the
-report's figures alike (:mod:`sonotype.report._plot` builds its colour map from this table): a ramp in the Oklab perceptual colour space whose lightness rises
-linearly from dark violet through red and orange to pale yellow, so equal steps in dB look like
-equal steps in brightness (and the picture still reads in grey scale).
+report's figures alike (:mod:`sonotype.report._plot` builds its colour map from this table): a ramp
+in the Oklab perceptual colour space whose lightness rises linearly from dark violet through red and
+orange to pale yellow, so equal steps in dB look like equal steps in brightness (and the picture still
+reads in grey scale).
 
 Shapes: ``F`` frames (time), ``B`` band bins (frequency, low to high), ``W`` x ``H`` pixels.
 Pictures put time on x (left to right) and frequency on y (low at the bottom).
@@ -140,7 +141,8 @@ def to_rgb(columns: np.ndarray, *, floor: float, ceiling: float, height: int) ->
     """Colour ``(W, B)`` dB columns as an ``(height, W, 3)`` uint8 picture, low frequencies at the bottom.
 
     Values are scaled linearly from ``floor`` (first colour) to ``ceiling`` dB (last colour), see
-    :func:`colour_indices`; NaN (no data) is drawn as the first colour. The B bins are linearly interpolated to ``height`` rows.
+    :func:`colour_indices`; NaN (no data) is drawn as the first colour. The B bins are linearly
+    interpolated to ``height`` rows.
     """
     c = np.asarray(columns, np.float32)
     if c.ndim != 2 or c.shape[0] < 1 or c.shape[1] < 1:

@@ -24,12 +24,14 @@ from .context import (
     recording_or_404,
     region_or_404,
     run_for,
+    within,
 )
 
 router = APIRouter(prefix="/api", tags=["read"])
 _MAX_ID = 2 ** 62
 Id = Annotated[int, Path(ge=0, le=_MAX_ID)]
 Text = Annotated[str | None, Query(max_length=500)]
+Page = Annotated[int, Query(ge=1, description="rows (at most the page limit)")]
 
 
 def recording_json(rec: RecordingRow, *, latest_run_id: int | None = None, n_regions: int | None = None,
@@ -76,7 +78,8 @@ def recordings(request: Request, encounter: Text = None, site: Text = None,
                date_from: Annotated[str | None, Query(max_length=40, description="ISO date or time, inclusive")] = None,
                date_to: Annotated[str | None, Query(max_length=40, description="ISO date (whole day) or time")] = None,
                q: Annotated[str | None, Query(max_length=500, description="substring of the file path")] = None,
-               limit: Annotated[int, Query(ge=1, le=1000)] = 100, offset: Annotated[int, Query(ge=0, le=_MAX_ID)] = 0):
+               limit: Page = 100, offset: Annotated[int, Query(ge=0, le=_MAX_ID)] = 0):
+    within(ctx_of(request), "page", limit=limit)
     store = ctx_of(request).store
     rows = store.recordings(encounter=encounter or None, site=site or None, date_from=date_from or None,
                             date_to=date_to or None, path_contains=q or None, limit=limit, offset=offset)
@@ -125,9 +128,11 @@ def clusterings(request: Request, run_id: Annotated[int | None, Query(ge=0, le=_
 @router.get("/clusterings/{cid}", response_model=S.ClusteringDetail,
             summary="One clustering: every cluster with its name, note, size and first members")
 def clustering(request: Request, cid: Annotated[str, Path(max_length=64)],
-               limit: Annotated[int, Query(ge=0, le=1000, description="members listed per cluster")] = 60,
+               limit: Annotated[int, Query(ge=0, description="members listed per cluster (at most the page "
+                                                        "limit)")] = 60,
                offset: Annotated[int, Query(ge=0, le=_MAX_ID)] = 0):
     ctx = ctx_of(request)
+    within(ctx, "page", limit=limit)
     c = clustering_or_404(ctx, cid)
     members = ctx.store.cluster_members(c["run_id"], c["algorithm"], c["params"])
     names = ctx.store.cluster_names(c["run_id"], c["algorithm"], c["params"])
@@ -166,8 +171,10 @@ def region_map(request: Request, run_id: Id,
 @router.get("/regions/{region_id}/similar", response_model=S.Similar,
             summary="Search by example: the regions most like this one (DTW over embedding sequences)",
             responses={409: {"description": "the region has no stored embedding sequence (run `sonotype cluster`)"}})
-def similar(request: Request, region_id: Id, k: Annotated[int, Query(ge=1, le=100)] = 10):
+def similar(request: Request, region_id: Id,
+            k: Annotated[int, Query(ge=1, description="hits (at most the k limit)")] = 10):
     ctx = ctx_of(request)
+    within(ctx, "k", k=k)
     g = region_or_404(ctx, region_id)
     try:
         hits = similar_regions(ctx.store, g.id, k=k)  # the index is cached per encoder between queries
@@ -184,6 +191,7 @@ def similar(request: Request, region_id: Id, k: Annotated[int, Query(ge=1, le=10
 @router.get("/edits", response_model=list[S.Edit], summary="The edit log (who changed what, when), newest first")
 def edits(request: Request, target: Annotated[str | None, Query(pattern="^(region|cluster)$")] = None,
           target_id: Annotated[int | None, Query(ge=0, le=_MAX_ID)] = None,
-          limit: Annotated[int, Query(ge=1, le=1000)] = 100):
+          limit: Page = 100):
+    within(ctx_of(request), "page", limit=limit)
     rows = ctx_of(request).store.edits(target=target, target_id=target_id)
     return [vars(e) for e in reversed(rows[-limit:])]

@@ -26,7 +26,8 @@ from ..store import RecordingRow, RegionRow, Store
 
 @dataclass(frozen=True)
 class Limits:
-    """Bounds on what one request may ask for (seconds, pixels, counts, characters)."""
+    """Bounds on what one request may ask for (seconds, pixels, counts, characters): a server's own
+    (``create_app(limits=...)``, shown at ``/api/info``), checked per request by :func:`within`."""
 
     spectrogram_s: float = 120.0  # longest span of one spectrogram picture
     audio_s: float = 3600.0  # longest span of one audio response (a longer file is served in spans)
@@ -162,6 +163,20 @@ def not_found(what: str, key) -> HTTPException:
 
 def bad_request(message: str, status: int = 400) -> HTTPException:
     return HTTPException(status_code=status, detail=message)
+
+
+def within(ctx: ServerContext, which: str, /, **values) -> None:
+    """422 unless every value is within this server's ``limits.<which>``: a number by its value, a text
+    by its characters, a list by its items (None passes); the keywords name the request's fields."""
+    bound = getattr(ctx.limits, which)
+    for field_name, value in values.items():
+        if value is None:
+            continue
+        size = len(value) if isinstance(value, (str, list, tuple)) else value
+        if size > bound:
+            unit = " characters" if isinstance(value, str) else " items" if isinstance(value, (list, tuple)) else ""
+            raise HTTPException(422, f"{field_name}: {size:,}{unit} is more than this server allows ({bound:,}, "
+                                     f"its {which} limit, see /api/info); ask for less")
 
 
 def recording_or_404(ctx: ServerContext, recording_id: int) -> RecordingRow:

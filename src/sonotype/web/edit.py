@@ -20,7 +20,7 @@ from ..errors import ConfigError, NotFound
 from ..store import StoreError
 from . import schemas as S
 from .api import region_json
-from .context import clustering_or_404, ctx_of, region_or_404
+from .context import clustering_or_404, ctx_of, region_or_404, within
 
 TOKEN_HEADER = "X-Sonotype-Token"
 
@@ -44,6 +44,18 @@ router = APIRouter(prefix="/api", tags=["curation"], dependencies=[Depends(requi
 Id = Annotated[int, Path(ge=0, le=2 ** 62)]
 Cid = Annotated[str, Path(max_length=64)]
 Cluster = Annotated[int, Path(ge=-(2 ** 31), le=2 ** 31 - 1)]
+
+
+#: which of the server's limits bounds each field of a request body
+_FIELD_LIMITS = {"author": "name", "name": "name", "note": "text", "region_ids": "split"}
+
+
+def _within_limits(request: Request, body: S.BaseModel) -> None:
+    """422 when a field of ``body`` is longer than the server's limits allow (see :class:`Limits`)."""
+    ctx = ctx_of(request)
+    for name, limit in _FIELD_LIMITS.items():
+        if name in type(body).model_fields:
+            within(ctx, limit, **{name: getattr(body, name)})
 
 
 def _author(value: str | None) -> str | None:
@@ -70,6 +82,7 @@ def check_token():
 @router.put("/regions/{region_id}/label", response_model=S.Region,
             summary="Label a region vocalisation or noise (null withdraws the label)")
 def put_label(request: Request, region_id: Id, body: S.LabelIn):
+    _within_limits(request, body)
     ctx = ctx_of(request)
     g = region_or_404(ctx, region_id)
     with _refusals():
@@ -79,6 +92,7 @@ def put_label(request: Request, region_id: Id, body: S.LabelIn):
 
 @router.put("/regions/{region_id}/note", response_model=S.Region, summary="Attach a free-text note to a region")
 def put_region_note(request: Request, region_id: Id, body: S.NoteIn):
+    _within_limits(request, body)
     ctx = ctx_of(request)
     g = region_or_404(ctx, region_id)
     with _refusals():
@@ -99,17 +113,20 @@ def _set_cluster_text(request: Request, cid: str, cluster: int, field: str, valu
 
 @router.put("/clusterings/{cid}/clusters/{cluster}/name", summary="Name a cluster (a sound type)")
 def put_cluster_name(request: Request, cid: Cid, cluster: Cluster, body: S.NameIn) -> dict:
+    _within_limits(request, body)
     return _set_cluster_text(request, cid, cluster, "name", body.name, body.author)
 
 
 @router.put("/clusterings/{cid}/clusters/{cluster}/note", summary="Attach a free-text note to a cluster")
 def put_cluster_note(request: Request, cid: Cid, cluster: Cluster, body: S.NoteIn) -> dict:
+    _within_limits(request, body)
     return _set_cluster_text(request, cid, cluster, "note", body.note, body.author)
 
 
 @router.post("/clusterings/{cid}/merge", response_model=S.MergeOut,
              summary="Merge cluster `other` into cluster `into` (all its regions move)")
 def merge(request: Request, cid: Cid, body: S.MergeIn):
+    _within_limits(request, body)
     ctx = ctx_of(request)
     c = clustering_or_404(ctx, cid)
     with _refusals():
@@ -121,6 +138,7 @@ def merge(request: Request, cid: Cid, body: S.MergeIn):
 @router.post("/clusterings/{cid}/clusters/{cluster}/split", response_model=S.SplitOut,
              summary="Split a cluster: the given member regions move to a new cluster")
 def split(request: Request, cid: Cid, cluster: Cluster, body: S.SplitIn):
+    _within_limits(request, body)
     ctx = ctx_of(request)
     c = clustering_or_404(ctx, cid)
     with _refusals():

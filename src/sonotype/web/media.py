@@ -34,6 +34,7 @@ from .context import (
     run_for,
     span_samples,
     take_slot,
+    within,
 )
 
 router = APIRouter(prefix="/api", tags=["media"])
@@ -153,9 +154,10 @@ def _holding(slot: Slot, chunks: Iterator[bytes]) -> Iterator[bytes]:
                   summary="A region's sound as WAV (one channel; optional padding; range requests)",
                   responses={200: {"content": {"audio/wav": {}}}, 206: {"description": "partial content"}})
 def region_audio(request: Request, region_id: Id,
-                 pad: Annotated[float, Query(ge=0, le=2.0, allow_inf_nan=False, description="seconds added on "
-                                             "each side, cut at the ends of the recording")] = 0.0):
+                 pad: Annotated[float, Query(ge=0, allow_inf_nan=False, description="seconds added on each side, "
+                                             "cut at the ends of the recording (at most the pad_s limit)")] = 0.0):
     ctx = ctx_of(request)
+    within(ctx, "pad_s", pad=pad)
     g = region_or_404(ctx, region_id)
     audio = audio_of(ctx, recording_or_404(ctx, g.recording_id))
     p = round(pad * audio.sample_rate)
@@ -197,31 +199,37 @@ def _png(request: Request, rec, run_id: int | None, a: int, b: int, width: int, 
         "X-Sonotype-Span-S": f"{a / audio.sample_rate:.6f}-{b / audio.sample_rate:.6f}"})
 
 
-Px = Annotated[int | None, Query(ge=1, le=4000, description="pixels")]
+Px = Annotated[int | None, Query(ge=1, description="pixels (at most the width limit)")]
+Height = Annotated[int, Query(ge=1, description="pixels (at most the height limit)")]
 
 
 @router.get("/recordings/{recording_id}/spectrogram.png", response_class=Response,
             summary="Spectrogram picture of a span (time on x, frequency low to high upwards; the run's band)",
             responses={200: {"content": {"image/png": {}}}})
 def recording_spectrogram(request: Request, recording_id: Id, start: Seconds = 0.0, stop: OptSeconds = None,
-                          width: Px = None, height: Annotated[int, Query(ge=1, le=1024)] = 256,
+                          width: Px = None, height: Height = 256,
                           run_id: Annotated[int | None, Query(ge=0, le=2 ** 62)] = None,
                           floor: Db = None, ceiling: Db = None):
     ctx = ctx_of(request)
+    within(ctx, "width", width=width)
+    within(ctx, "height", height=height)
     rec = recording_or_404(ctx, recording_id)
     audio = audio_of(ctx, rec)
     a, b = span_samples(ctx, audio, start, stop, limit_s=ctx.limits.spectrogram_s, what="spectrogram")
-    width = width or max(1, min(4000, round(50 * (b - a) / audio.sample_rate)))
+    width = width or max(1, min(int(ctx.limits.width), round(50 * (b - a) / audio.sample_rate)))
     return _png(request, rec, run_id, a, b, width, height, floor, ceiling, audio)
 
 
 @router.get("/regions/{region_id}/spectrogram.png", response_class=Response,
             summary="Thumbnail spectrogram of a region (padded; spans longer than the limit are cut)",
             responses={200: {"content": {"image/png": {}}}})
-def region_spectrogram(request: Request, region_id: Id, width: Annotated[int, Query(ge=1, le=2000)] = 160,
-                       height: Annotated[int, Query(ge=1, le=1024)] = 96,
-                       pad: Annotated[float, Query(ge=0, le=2.0, allow_inf_nan=False)] = 0.1):
+def region_spectrogram(request: Request, region_id: Id, width: Px = 160, height: Height = 96,
+                       pad: Annotated[float, Query(ge=0, allow_inf_nan=False, description="seconds (at most the "
+                                                   "pad_s limit)")] = 0.1):
     ctx = ctx_of(request)
+    within(ctx, "width", width=width)
+    within(ctx, "height", height=height)
+    within(ctx, "pad_s", pad=pad)
     g = region_or_404(ctx, region_id)
     rec = recording_or_404(ctx, g.recording_id)
     audio = audio_of(ctx, rec)

@@ -8,10 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .context import Limits
-
-_L = Limits()
-Author = Field(None, max_length=_L.name, description="who makes the change (free text, stored with it)")
+Author = Field(None, description="who makes the change (free text, stored with it; at most the name limit)")
 
 
 class Info(BaseModel):
@@ -151,12 +148,12 @@ class LabelIn(_In):
 
 
 class NoteIn(_In):
-    note: str | None = Field(max_length=_L.text, description="free text; null clears it")
+    note: str | None = Field(description="free text (at most the text limit); null clears it")
     author: str | None = Author
 
 
 class NameIn(_In):
-    name: str | None = Field(max_length=_L.name, description="null clears the name")
+    name: str | None = Field(description="at most the name limit; null clears the name")
     author: str | None = Author
 
 
@@ -164,13 +161,13 @@ class MergeIn(_In):
     into: int = Field(description="the cluster that stays")
     other: int = Field(description="the cluster whose regions move into `into`")
     author: str | None = Author
-    note: str | None = Field(None, max_length=_L.text)
+    note: str | None = Field(None, description="free text (at most the text limit)")
 
 
 class SplitIn(_In):
-    region_ids: list[int] = Field(min_length=1, max_length=_L.split, description="members moved to a new cluster")
+    region_ids: list[int] = Field(min_length=1, description="members moved to a new cluster (at most the split limit)")
     author: str | None = Author
-    note: str | None = Field(None, max_length=_L.text)
+    note: str | None = Field(None, description="free text (at most the text limit)")
 
 
 class SplitOut(BaseModel):
