@@ -235,9 +235,7 @@ class DetectionStore(Connected):
                 out[status] = int(n)
                 if status == "done":
                     out["windows"], out["seconds"] = int(windows or 0), float(seconds or 0.0)
-            out["regions"] = int(c.execute(q.COUNT_REGIONS_OF_RUN, p).scalar())
-            out["failures"] = int(c.execute(q.COUNT_FAILURES_OF_RUN, p).scalar())
-            out["unopenable"] = int(c.execute(q.COUNT_UNOPENABLE_OF_RUN, p).scalar())
+            out["regions"], out["failures"], out["unopenable"] = (int(v) for v in c.execute(q.RUN_COUNTS, p).one())
         return out
 
 

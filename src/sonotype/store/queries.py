@@ -70,6 +70,8 @@ SELECT_RECORDING_PATHS = text("SELECT path FROM recording_paths WHERE recording_
 SELECT_PATHS_OF = text("SELECT recording_id, path FROM recording_paths WHERE recording_id IN :ids "
                        "ORDER BY recording_id, added_at, path").bindparams(bindparam("ids", expanding=True))
 RECORDING_OF_PATH = text("SELECT recording_id FROM recording_paths WHERE path = :path ORDER BY recording_id")
+
+# models and runs
 MODEL_ID = text("SELECT id FROM models WHERE version = :version")
 MODEL_BY_ID = text("SELECT * FROM models WHERE id = :key")
 MODEL_BY_VERSION = text("SELECT * FROM models WHERE version = :key")
@@ -82,16 +84,21 @@ INSERT_RUN = text(
     "VALUES (:model_id, :settings, :settings_hash, :created_at) ON CONFLICT (model_id, settings_hash) DO NOTHING")
 RUN_ID = text("SELECT id FROM runs WHERE model_id = :model_id AND settings_hash = :settings_hash")
 SELECT_RUN = text("SELECT * FROM runs WHERE id = :id")
+
+# results, regions and failures
 PROCESSED_STATUS = text("SELECT status FROM processed WHERE recording_id = :recording_id AND run_id = :run_id")
 RECORDINGS_WHERE = f"SELECT {RECORDING_COLS} FROM recordings WHERE {{where}} ORDER BY id LIMIT :limit OFFSET :offset"
 PROCESSED_WHERE = "SELECT * FROM processed WHERE {where} ORDER BY run_id, recording_id"
 FAILURES_WHERE = "SELECT * FROM failures WHERE {where} ORDER BY id"
 REGIONS_WHERE = f"SELECT {REGION_COLS} FROM regions WHERE {{where}} ORDER BY recording_id, start_sample, run_id, id"
+#: the counts of one run's summary
 RUN_STATUS_COUNTS = text("SELECT status, COUNT(*), SUM(n_windows), SUM(seconds) FROM processed "
                          "WHERE run_id = :run_id GROUP BY status")
-COUNT_REGIONS_OF_RUN = text("SELECT COUNT(*) FROM regions WHERE run_id = :run_id")
-COUNT_FAILURES_OF_RUN = text("SELECT COUNT(*) FROM failures WHERE run_id = :run_id")
-COUNT_UNOPENABLE_OF_RUN = text("SELECT COUNT(*) FROM failures WHERE run_id = :run_id AND recording_id IS NULL")
+#: regions, failures, and failures of files that never became a recording (unopenable), of one run
+RUN_COUNTS = text("SELECT (SELECT COUNT(*) FROM regions WHERE run_id = :run_id), "
+                  "(SELECT COUNT(*) FROM failures WHERE run_id = :run_id), "
+                  "(SELECT COUNT(*) FROM failures WHERE run_id = :run_id AND recording_id IS NULL)")
+
 DELETE_REGIONS = text("DELETE FROM regions WHERE recording_id = :recording_id AND run_id = :run_id")
 INSERT_REGION = text(
     "INSERT INTO regions (recording_id, run_id, start_sample, stop_sample, sample_rate, start_s, stop_s, "
