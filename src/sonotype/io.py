@@ -35,8 +35,8 @@ ffmpeg-decoded files
 from __future__ import annotations
 
 import hashlib
-import os
 import json
+import os
 import shutil
 import subprocess
 import tempfile
