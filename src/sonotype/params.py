@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import types
 import typing
@@ -252,6 +253,8 @@ def _one(o: Option, v: Any) -> Any:
         if not isinstance(v, bool):
             raise ConfigError(f"got {v!r}, expected true or false")
         return v
+    if o.kind is str and isinstance(v, os.PathLike):
+        v = os.fspath(v)  # a path field given a Path
     x = o.check(v) if o.check is not None else v
     if o.spec.choices is not None and x not in o.spec.choices:
         raise ConfigError(f"got {v!r}, expected one of {', '.join(map(str, o.spec.choices))}")
@@ -276,7 +279,10 @@ def build(cls: type, values: dict[tuple[str, ...], Any], *, base: Any = None) ->
                 _whole(sub, v) if sub is not None else check_value(by_path[(f.name,)], v)
         if sub is not None and mine:
             start = kw.get(f.name, getattr(base, f.name) if base is not None else None)
-            kw[f.name] = build(sub, mine, base=start)
+            try:
+                kw[f.name] = build(sub, mine, base=start)
+            except ConfigError as e:
+                raise ConfigError(f"{f.name}.{e}") from None
     if base is not None:
         return replace(base, **kw)
     missing = [by_path[(f.name,)].flag for f in fields(cls)
