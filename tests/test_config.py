@@ -256,6 +256,7 @@ class Stage:
     taps: int = 3
     mode: str = "fast"
     on: bool = False
+    seeds: tuple[int, ...] = (0,)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -266,10 +267,12 @@ class Run:
 def test_a_field_added_to_a_stage_config_becomes_an_option():
     p = cli._Parser(prog="sonotype x", argument_default=__import__("argparse").SUPPRESS)
     cli.add_options(p, Run)
-    ns = vars(p.parse_args(["--gain-db", "-3", "--taps", "5", "--on"]))
-    assert build(Run, {tuple(k.split(".")): v for k, v in ns.items()}) == Run(stage=Stage(-3.0, 5, "fast", True))
-    with pytest.raises(SystemExit):
-        p.parse_args(["--taps", "1.5"])
+    ns = vars(p.parse_args(["--gain-db", "-3", "--taps", "5", "--on", "--seeds", "1", "2"]))
+    assert build(Run, {tuple(k.split(".")): v for k, v in ns.items()}) == \
+        Run(stage=Stage(-3.0, 5, "fast", True, (1, 2)))
+    for bad in (["--taps", "1.5"], ["--seeds", "x"]):
+        with pytest.raises(SystemExit):
+            p.parse_args(bad)
 
 
 # ---------------------------------------------------------------------------- TOML files

@@ -1,7 +1,9 @@
 """High-level entry points, one per CLI subcommand, usable from Python too.
 
-Each turns user-level options (paths, a preset, overrides) into the library calls and prints
-a short account of what it did.
+Each takes its command's config (:mod:`sonotype.config`, e.g. ``train(config=TrainRun(...))``) or the
+defaults with fields replaced by keyword (``train(paths, out="e.pt", epochs=20)``; a stage setting is
+named by its field alone), turns it into the library calls and prints a short account of what it did.
+No default is written here: each is its config field's.
 """
 
 from __future__ import annotations

@@ -119,8 +119,8 @@ def add_options(p: argparse.ArgumentParser, cls: type) -> None:
                 kw["nargs"] = "*" if o.kind in (tuple, list) else "?"
             elif o.kind is dict or o.spec.repeat:
                 kw["action"] = "append"
-            elif o.spec.nargs:
-                kw["nargs"] = o.spec.nargs
+            elif o.spec.nargs or o.kind in (tuple, list):
+                kw["nargs"] = o.spec.nargs or "+"
         if o.spec.positional:
             g.add_argument(o.dest, **kw)
             continue

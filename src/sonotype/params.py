@@ -162,6 +162,7 @@ class Option:
     optional: bool          # None is allowed
     default: Any            # MISSING: required
     group: str | None       # the help of the nested field it sits in (an option group)
+    item: Any = None        # a tuple's element type
 
     @property
     def name(self) -> str:
@@ -183,7 +184,8 @@ class Option:
     def check(self) -> Callable[[Any], Any] | None:
         if self.spec.check is not None:
             return self.spec.check
-        return Number(self.kind) if self.kind in (int, float) else None
+        kind = self.item if self.kind in (tuple, list) else self.kind
+        return Number(kind) if kind in (int, float) else None
 
 
 def _strip_none(tp: Any) -> tuple[Any, bool]:
@@ -216,8 +218,9 @@ def options(cls: type, *, cli: bool = False, _prefix: tuple = (), _group: str | 
             out += options(sub, cli=cli, _prefix=_prefix + (f.name,), _group=spec.help or f.name)
             continue
         kind, optional = _strip_none(hints[f.name])
+        item = (typing.get_args(kind) or (None,))[0]
         out.append(Option(_prefix + (f.name,), cls, spec, typing.get_origin(kind) or kind, optional,
-                          _default(f), _group))
+                          _default(f), _group, item))
     return out
 
 
