@@ -223,7 +223,10 @@ def main(argv: list[str] | None = None) -> int:
         result = run(name, c)
         where = config_path(name, c, result)
         if where is not None:
-            save_config(name, c, where)
+            try:
+                save_config(name, c, where)
+            except OSError as e:
+                print(f"sonotype: warning: could not write the run's configuration to {where}: {e}", file=sys.stderr)
         return 1 if name == "detect" and result.failed else 0
     except SonotypeError as e:
         print(f"sonotype: error: {e}", file=sys.stderr)
