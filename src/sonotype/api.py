@@ -399,14 +399,14 @@ def cluster_eval(paths: Sequence[str | Path] | None = None, *, config: ClusterEv
         score_intervals,
         select_settings,
     )
-    c = _config(ClusterEvalRun, config, paths, **kw)
+    cfg = _config(ClusterEvalRun, config, paths, **kw)
     model, pat, labels_csv, channel, band, percentile, scaling, pooling, stride, select_on, bootstrap = \
-        c.model, c.pattern, c.labels_csv, c.channel, c.band, c.percentile, c.scaling, c.pooling, c.stride, \
-        c.select_on, c.bootstrap
-    paths, progress = c.paths, c.progress
+        cfg.model, cfg.pattern, cfg.labels_csv, cfg.channel, cfg.band, cfg.percentile, cfg.scaling, cfg.pooling, \
+        cfg.stride, cfg.select_on, cfg.bootstrap
+    paths, progress = cfg.paths, cfg.progress
     clips = labelled_clips(paths, pattern=pat, labels_csv=labels_csv, channel=channel, log=log)
     loaded = load_model(model)
-    bks = [load_backend(b, hop_s=c.hop, speedup=c.speedup) for b in c.backends if b != "lstm"]
+    bks = [load_backend(b, hop_s=cfg.hop, speedup=cfg.speedup) for b in cfg.backends if b != "lstm"]
     choices = None
     if select_on:
         sel = loudest_chunks(labelled_clips(select_on, pattern=pat, labels_csv=labels_csv, channel=channel, log=log))
@@ -450,8 +450,8 @@ def cluster_eval(paths: Sequence[str | Path] | None = None, *, config: ClusterEv
             log(f"  {name:<19} 1-NN {r.nn_accuracy:.3f} [{ci['nn_accuracy'][0]:.3f}, {ci['nn_accuracy'][1]:.3f}]  "
                 f"NMI {s['nmi']:.3f} [{ci['nmi'][0]:.3f}, {ci['nmi'][1]:.3f}]  "
                 f"ARI {s['ari']:.3f} [{ci['ari'][0]:.3f}, {ci['ari'][1]:.3f}]")
-    if c.json_out:
-        log(f"full result: {save_json(doc, c.json_out)}")
+    if cfg.json_out:
+        log(f"full result: {save_json(doc, cfg.json_out)}")
     return ev
 
 

@@ -7,6 +7,7 @@ outputs (``<out>.config.toml``) so that ``sonotype COMMAND --config that.toml`` 
 configs (:class:`~sonotype.train.TrainConfig`, :class:`~sonotype.detector.DetectorConfig`,
 :class:`~sonotype.distill.DistillConfig`, :class:`~sonotype.discover.DiscoverConfig`) are nested as
 tables and keep living beside the code they configure; a field added to one of them becomes an option.
+This module is long on purpose: it is the one table of every command's parameters.
 """
 
 from __future__ import annotations
