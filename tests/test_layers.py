@@ -9,11 +9,11 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "sonotype"
 
 #: the data flow, earliest first (README: io -> features -> model -> train/detect -> store -> analysis ->
 #: report -> web/cli)
-ORDER = ["errors", "units", "runtime", "io", "resample", "features", "pooling", "model", "checkpoint", "metrics", "dataset", "train",
+ORDER = ["errors", "params", "units", "runtime", "io", "resample", "features", "pooling", "model", "checkpoint", "metrics", "dataset", "train",
          "embed", "backends", "distill", "finetune", "regions", "events", "detector", "evaluate", "detect", "store",
          "batch", "export",
          "synth", "dtw", "sequences", "cluster", "agreement", "maps", "search", "clustereval", "discover",
-         "curation", "render", "report", "api", "web", "demo", "cli"]
+         "curation", "render", "report", "config", "api", "web", "demo", "cli"]
 
 
 def top_module(path: Path) -> str:

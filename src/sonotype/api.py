@@ -1,31 +1,53 @@
 """High-level entry points, one per CLI subcommand, usable from Python too.
 
-Each turns user-level options (paths, a preset, overrides) into the library calls and prints
-a short account of what it did.
+Each takes its command's config (:mod:`sonotype.config`, e.g. ``train(config=TrainRun(...))``) or the
+defaults with fields replaced by keyword (``train(paths, out="e.pt", epochs=20)``; a stage setting is
+named by its field alone), turns it into the library calls and prints a short account of what it did.
+No default is written here: each is its config field's.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
+from dataclasses import MISSING, fields
 from pathlib import Path
 
 from .checkpoint import load_model
+from .config import (
+    BESIDE,
+    ClusterEvalRun,
+    ClusterRun,
+    DetectRun,
+    DistillRun,
+    EvaluateEventsRun,
+    EvaluateRun,
+    ExportLabelsRun,
+    ExportRun,
+    FrontEndChoice,
+    InfoRun,
+    ReportRun,
+    RunsRun,
+    SearchRun,
+    TrainDetectorRun,
+    TrainRun,
+)
 from .dataset import LabelRule, load_items
-from .detector import DetectorConfig
 from .detector import train_detector as _train_detector
+from .discover import DiscoverConfig
 from .errors import ConfigError
 from .evaluate import evaluate_detector, format_report, save_json
-from .features import PRESETS, FrontEnd, with_overrides
 from .io import open_recording
 from .model import EncoderConfig
-from .train import TrainConfig, train_encoder
+from .params import make
+from .train import train_encoder
 
 
-def frontend_for(preset: str = "dolphin", **overrides) -> FrontEnd:
-    """A named preset with field overrides (None values are ignored)."""
-    if preset not in PRESETS:
-        raise ConfigError(f"unknown preset {preset!r}; expected one of {sorted(PRESETS)}")
-    return with_overrides(PRESETS[preset], **overrides)
+def _config(cls, config, paths=None, **kw):
+    """``config`` (a ``cls``; None: the defaults) with ``paths`` and the fields named in ``kw`` replaced."""
+    if paths is not None:
+        kw["paths"] = tuple(str(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths))
+    return make(cls, config, **kw)
 
 
 def _warn_skip(log: Callable[[str], None]):
@@ -34,53 +56,43 @@ def _warn_skip(log: Callable[[str], None]):
     return on_error
 
 
-def train(paths: Sequence[str | Path], *, out: str | Path, preset: str = "dolphin",
-          frontend_overrides: dict | None = None, channel=None, epochs: int = 10, batch_size: int = 32,
-          lr: float = 1e-3, seed: int = 0, val_fraction: float = 0.1, batch_norm: bool = False,
-          resume: str | Path | None = None, cache_dir: str | Path | None = None, threads: int | None = None,
-          device: str = "auto", max_windows_per_epoch: int | None = None, progress: bool = True,
-          report_dir: str | Path | None = None, log: Callable[[str], None] = print) -> dict:
-    """Self-supervised encoder training; ``report_dir``: also write the model's report folder there."""
-    fe = frontend_for(preset, **(frontend_overrides or {}))
-    items = load_items(paths, channel=channel, on_error=_warn_skip(log))
-    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, val_fraction=val_fraction, seed=seed,
-                      threads=threads, device=device, max_windows_per_epoch=max_windows_per_epoch)
-    enc = EncoderConfig(window=fe.window, n_bins=fe.n_bins, batch_norm=batch_norm)
-    cache = Path(cache_dir) if cache_dir else Path(out).parent / ".sonotype-cache"
-    ck = train_encoder(items, frontend=fe, out=out, cache_dir=cache, encoder_config=enc, config=cfg,
-                       resume=resume, channel=channel, data_note={"preset": preset, "inputs": [str(p) for p in paths]},
-                       progress=progress, log=log)
-    log(f"encoder checkpoint: {out}")
-    _model_report(out, report_dir, log)
+def _cache(c) -> Path:
+    return Path(c.cache_dir) if c.cache_dir else Path(c.out).parent / ".sonotype-cache"
+
+
+def train(paths: Sequence[str | Path] | None = None, *, config: TrainRun | None = None,
+          log: Callable[[str], None] = print, **kw) -> dict:
+    """Self-supervised encoder training (``sonotype train``): ``config``, or the defaults, with any
+    :class:`~sonotype.config.TrainRun` field replaced by keyword (``out=``, ``epochs=``, ``preset=``, ...).
+    Writes ``out`` and, unless ``report_dir`` is empty, the model's report folder."""
+    c = _config(TrainRun, config, paths, **kw)
+    fe = c.frontend.frontend()
+    items = load_items(c.paths, channel=c.channel, on_error=_warn_skip(log))
+    enc = EncoderConfig(window=fe.window, n_bins=fe.n_bins, batch_norm=c.batch_norm)
+    ck = train_encoder(items, frontend=fe, out=c.out, cache_dir=_cache(c), encoder_config=enc, config=c.training,
+                       resume=c.resume, channel=c.channel,
+                       data_note={"preset": c.frontend.preset, "inputs": list(c.paths)}, progress=c.progress, log=log)
+    log(f"encoder checkpoint: {c.out}")
+    _model_report(c.out, c.report_dir, log)
     return ck
 
 
-def distill(paths: Sequence[str | Path], *, out: str | Path, teacher: str = "birdnet", init: str | Path | None = None,
-            preset: str = "dolphin", channel=None, hop_s: float | None = None, speedup: float = 1.0,
-            epochs: int = 10, batch_spans: int = 8, lr: float = 1e-3, stride: int = 16, val_fraction: float = 0.15,
-            seed: int = 0, cache_dir: str | Path | None = None, threads: int | None = None, device: str = "auto",
-            progress: bool = True, log: Callable[[str], None] = print) -> dict:
-    """Distil a pretrained backend (``teacher``) into an LSTM-V3 encoder on unlabelled audio; the
-    student starts from ``init`` (an encoder checkpoint) or, without it, from scratch with ``preset``."""
+def distill(paths: Sequence[str | Path] | None = None, *, config: DistillRun | None = None,
+            log: Callable[[str], None] = print, **kw) -> dict:
+    """Distil a pretrained backend (``teacher``) into an LSTM-V3 encoder on unlabelled audio
+    (``sonotype distill``; fields: :class:`~sonotype.config.DistillRun`). The student starts from
+    ``init`` (an encoder checkpoint) or, without it, from scratch with ``preset``."""
     from .backends import load_backend
-    from .distill import DistillConfig
     from .distill import distill as _distill
-    if teacher == "lstm":
-        raise ConfigError("the teacher must be a pretrained backend (e.g. birdnet), not the lstm student itself")
-    tb = load_backend(teacher, hop_s=hop_s, speedup=speedup)
-    student = load_model(init) if init else None
-    items = load_items(paths, channel=channel, on_error=_warn_skip(log))
-    cfg = DistillConfig(epochs=epochs, batch_spans=batch_spans, lr=lr, stride=stride, val_fraction=val_fraction,
-                        seed=seed, threads=threads, device=device)
-    cache = Path(cache_dir) if cache_dir else Path(out).parent / ".sonotype-cache"
-    ck = _distill(items, tb, student=student, out=out, cache_dir=cache, frontend=None if student else frontend_for(preset),
-                  config=cfg, channel=channel, progress=progress, log=log)
-    log(f"distilled encoder checkpoint: {out} (lowest validation loss: {Path(out).with_suffix('.best.pt')})")
+    c = _config(DistillRun, config, paths, **kw)
+    tb = load_backend(c.teacher, hop_s=c.hop, speedup=c.speedup)
+    student = load_model(c.init) if c.init else None
+    items = load_items(c.paths, channel=c.channel, on_error=_warn_skip(log))
+    ck = _distill(items, tb, student=student, out=c.out, cache_dir=_cache(c),
+                  frontend=None if student else FrontEndChoice(preset=c.preset).frontend(),
+                  config=c.distill, channel=c.channel, progress=c.progress, log=log)
+    log(f"distilled encoder checkpoint: {c.out} (lowest validation loss: {Path(c.out).with_suffix('.best.pt')})")
     return ck
-
-
-#: ``report_dir`` value for "a ``reports`` folder beside the checkpoint"
-BESIDE = "beside"
 
 
 def _model_report(checkpoint: str | Path, report_dir: str | Path | None, log: Callable[[str], None]) -> None:
@@ -95,78 +107,91 @@ def _model_report(checkpoint: str | Path, report_dir: str | Path | None, log: Ca
     build_model_report(load_model(best if Path(best).is_file() else checkpoint), report_dir, log=log)
 
 
-def _rule(negative_patterns, negative_dirs) -> LabelRule:
+def _labelled_items(c, log: Callable[[str], None]):
+    """The labelled files of a train-detector or evaluate config: from its annotation table, else by name."""
     d = LabelRule()
-    return LabelRule(tuple(negative_patterns or d.negative_patterns), tuple(negative_dirs or d.negative_dirs))
+    rule = LabelRule(tuple(c.negative_patterns or d.negative_patterns), tuple(c.negative_dirs or d.negative_dirs))
+    return load_items(c.paths, channel=c.channel, annotations=c.annotations, rule=None if c.annotations else rule,
+                      on_error=_warn_skip(log), allow_unmatched=c.allow_unmatched, log=log)
 
 
-def train_detector(paths: Sequence[str | Path], *, encoder: str | Path, out: str | Path, channel=None,
-                   annotations: str | Path | None = None, negative_patterns=None, negative_dirs=None,
-                   min_overlap: float = 0.5, epochs: int = 64, lr: float = 1e-3, hidden: int = 0, seed: int = 0,
-                   val_fraction: float = 0.25, val_split: str = "auto", target_precision: float | None = None,
-                   threshold_level: str = "auto",
-                   stride: int | None = None, finetune: bool = False, encoder_lr: float = 1e-4,
-                   cache_dir: str | Path | None = None, threads: int | None = None, progress: bool = True,
-                   report_dir: str | Path | None = None, allow_unmatched: bool = False,
-                   log: Callable[[str], None] = print) -> dict:
-    """Detector training on a frozen (or fine-tuned) encoder; ``report_dir``: also write its report folder.
-
-    Every file name of ``annotations`` must match an input file, unless ``allow_unmatched``."""
-    items = load_items(paths, channel=channel, annotations=annotations,
-                       rule=None if annotations else _rule(negative_patterns, negative_dirs),
-                       on_error=_warn_skip(log), allow_unmatched=allow_unmatched, log=log)
-    cfg = DetectorConfig(epochs=epochs, lr=lr, hidden=hidden, seed=seed, val_fraction=val_fraction,
-                         val_split=val_split, min_overlap=min_overlap, target_precision=target_precision,
-                         threshold_level=threshold_level,
-                         stride=stride, finetune=finetune, encoder_lr=encoder_lr, threads=threads)
-    ck = _train_detector(encoder, items, out=out, config=cfg, progress=progress, log=log, cache_dir=cache_dir,
-                         data_note={"inputs": [str(p) for p in paths],
-                                    "annotations": str(annotations) if annotations else None})
-    log(f"detector checkpoint: {out}")
-    _model_report(out, report_dir, log)
+def train_detector(paths: Sequence[str | Path] | None = None, *, config: TrainDetectorRun | None = None,
+                   log: Callable[[str], None] = print, **kw) -> dict:
+    """Detector training on a frozen (or fine-tuned) encoder (``sonotype train-detector``; fields:
+    :class:`~sonotype.config.TrainDetectorRun`, the detector's own under ``detector``). Every file name
+    of ``annotations`` must match an input file, unless ``allow_unmatched``."""
+    c = _config(TrainDetectorRun, config, paths, **kw)
+    items = _labelled_items(c, log)
+    ck = _train_detector(c.encoder, items, out=c.out, config=c.detector, progress=c.progress, log=log,
+                         cache_dir=c.cache_dir,
+                         data_note={"inputs": list(c.paths), "annotations": str(c.annotations) if c.annotations else None})
+    log(f"detector checkpoint: {c.out}")
+    _model_report(c.out, c.report_dir, log)
     return ck
 
 
-def evaluate(paths: Sequence[str | Path], *, model: str | Path, channel=None, annotations: str | Path | None = None,
-             negative_patterns=None, negative_dirs=None, min_overlap: float | None = None,
-             threshold: float | None = None, json_out: str | Path | None = None, progress: bool = True,
-             allow_unmatched: bool = False, log: Callable[[str], None] = print) -> dict:
-    m = load_model(model, kind="detector")
-    items = load_items(paths, channel=channel, annotations=annotations,
-                       rule=None if annotations else _rule(negative_patterns, negative_dirs),
-                       on_error=_warn_skip(log), allow_unmatched=allow_unmatched, log=log)
-    result = evaluate_detector(m, items, threshold=threshold, min_overlap=min_overlap, progress=progress)
+def evaluate(paths: Sequence[str | Path] | None = None, *, config: EvaluateRun | None = None,
+             log: Callable[[str], None] = print, **kw) -> dict:
+    """Window-level scores of a detector against labels (``sonotype evaluate``; fields:
+    :class:`~sonotype.config.EvaluateRun`). ``min_overlap`` None: the value the detector was trained with."""
+    c = _config(EvaluateRun, config, paths, **kw)
+    m = load_model(c.model, kind="detector")
+    items = _labelled_items(c, log)
+    result = evaluate_detector(m, items, threshold=c.threshold, min_overlap=c.min_overlap, progress=c.progress)
     log(format_report(result))
-    if json_out:
-        log(f"full result: {save_json(result, json_out)}")
+    if c.json_out:
+        log(f"full result: {save_json(result, c.json_out)}")
     return result
 
 
-def info(paths: Sequence[str | Path], *, log: Callable[[str], None] = print) -> list:
+def info(paths: Sequence[str | Path] | None = None, *, config: InfoRun | None = None,
+         log: Callable[[str], None] = print) -> list:
+    """What sonotype reads from each audio file (``sonotype info``)."""
     from .dataset import find_audio
+    c = _config(InfoRun, config, paths)
     recs = []
-    for f in find_audio(paths):
+    for f in find_audio(c.paths):
         r = open_recording(f)
         recs.append(r)
         log(f"{f}: {r.sample_rate} Hz, {r.channels} ch (using {r.channel}), {r.duration_s:.2f} s, {r.format}")
     return recs
 
 
-def detect(paths: Sequence[str | Path], *, model: str | Path, db: str, threshold: float | None = None,
-           merge_gap: float = 0.1, min_duration: float = 0.0, channel=None, metadata: dict | None = None,
-           metadata_table: str | Path | None = None, batch: int = 64, progress: bool = True,
-           log: Callable[[str], None] = print):
-    """Detect regions in every file under ``paths`` into database ``db`` (resumable, exactly once)."""
+def detect(paths: Sequence[str | Path] | None = None, *, config: DetectRun | None = None,
+           log: Callable[[str], None] = print, **kw):
+    """Detect regions in every file under ``paths`` into database ``db`` (resumable, exactly once;
+    ``sonotype detect``; fields: :class:`~sonotype.config.DetectRun`)."""
     from .batch import detect_many
-    return detect_many(paths, model=model, db=db, threshold=threshold, merge_gap=merge_gap,
-                       min_duration=min_duration, channel=channel, metadata=metadata,
-                       metadata_table=metadata_table, batch=batch, progress=progress, log=log)
+    c = _config(DetectRun, config, paths, **kw)
+    return detect_many(c.paths, **_accepted(detect_many, c, skip=("paths",)), log=log)
 
 
-def runs(*, db: str, json_out: str | Path | None = None, log: Callable[[str], None] = print) -> list[dict]:
+def _accepted(fn: Callable, c, *, skip: tuple[str, ...] = ()) -> dict:
+    """The fields of config ``c`` that ``fn`` takes as keywords. A field it does not take must hold its
+    default (else a ConfigError: this build cannot do it); None stands for ``fn``'s own default."""
+    sig = inspect.signature(fn).parameters
+    out = {}
+    for f in fields(c):
+        v = getattr(c, f.name)
+        if f.name in skip:
+            continue
+        if f.name not in sig:
+            if v != (f.default_factory() if f.default_factory is not MISSING else f.default):
+                raise ConfigError(f"{f.name}={v!r} is not supported by {fn.__module__}.{fn.__name__} in this "
+                                  f"version; leave it at its default")
+            continue
+        if v is None and sig[f.name].default not in (None, inspect.Parameter.empty):
+            continue  # the library's own default
+        out[f.name] = v
+    return out
+
+
+def runs(*, config: RunsRun | None = None, log: Callable[[str], None] = print, **kw) -> list[dict]:
     """The detection runs of a database, one line each: id, date, model, threshold, recordings done/failed,
-    regions, audio hours, and the clusterings stored for it (read-only)."""
+    regions, audio hours, and the clusterings stored for it (read-only; ``sonotype runs``)."""
     from .store import open_store
+    c = _config(RunsRun, config, **kw)
+    db, json_out = c.db, c.json_out
     out = []
     with open_store(db, read_only=True) as store:
         for r in store.runs():
@@ -218,14 +243,14 @@ def _run_records(store, run: int | None):
     return run, recs, by_rec
 
 
-def export(*, db: str, out: str | Path, fmt: str, run: int | None = None, gap_s: float = 0.1,
-           log: Callable[[str], None] = print) -> list[Path]:
-    """Export a run's regions: ``raven``/``audacity``/``wav`` write one file per recording into folder
-    ``out``; ``csv``/``parquet`` write one table to ``out``."""
+def export(*, config: ExportRun | None = None, log: Callable[[str], None] = print, **kw) -> list[Path]:
+    """Export a run's regions (``sonotype export``; fields: :class:`~sonotype.config.ExportRun`):
+    ``raven``/``audacity``/``wav`` write one file per recording into folder ``out``; ``csv``/``parquet``
+    write one table to ``out``."""
     from . import export as ex
     from .store import open_store
-    if fmt not in ("raven", "audacity", "wav", "csv", "parquet"):
-        raise ConfigError(f"unknown export format {fmt!r}; expected raven, audacity, csv, parquet or wav")
+    c = _config(ExportRun, config, **kw)
+    db, out, fmt, run, gap_s = c.db, c.out, c.fmt, c.run, c.gap_s
     _check_export_out(Path(out), fmt)
     with open_store(db, read_only=True) as store:
         run, recs, by_rec = _run_records(store, run)
@@ -267,19 +292,22 @@ def _check_export_out(out: Path, fmt: str) -> None:
                           "choose another place")
 
 
-def evaluate_events(*, db: str, annotations: str | Path, run: int | None = None, json_out: str | Path | None = None,
-                    allow_unmatched: bool = False, tolerance_s: float = 1.5, log: Callable[[str], None] = print) -> dict:
+def evaluate_events(*, config: EvaluateEventsRun | None = None, log: Callable[[str], None] = print, **kw) -> dict:
     """Event precision/recall/F1 and false alarms per hour of a run's regions against an annotation table,
     by overlap and by the PAM-challenge rule (a region's centre within ``tolerance_s`` of an event).
 
     Annotation names are matched to the run's recordings by :func:`~sonotype.dataset.match_annotations`
     (a recording under several paths answers to each). Names that match no recording, and recordings
     the table does not list, are refused (they would drop events or count every region as a false
-    alarm) unless ``allow_unmatched``: then only the recordings in the table are scored."""
+    alarm) unless ``allow_unmatched``: then only the recordings in the table are scored. Fields:
+    :class:`~sonotype.config.EvaluateEventsRun` (``sonotype evaluate-events``)."""
     from .dataset import check_unmatched, match_annotations, read_annotations
     from .errors import DataError
     from .events import score_events
     from .store import open_store
+    c = _config(EvaluateEventsRun, config, **kw)
+    db, annotations, run, json_out, allow_unmatched, tolerance_s = \
+        c.db, c.annotations, c.run, c.json_out, c.allow_unmatched, c.tolerance_s
     events = read_annotations(annotations, keep_paths=True)
     with open_store(db, read_only=True) as store:
         run, recs, by_rec = _run_records(store, run)
@@ -327,30 +355,29 @@ def run_model(store, run: int, model: str | Path | None = None):
     return load_model(model)
 
 
-def cluster(*, db: str, run: int | None = None, model: str | Path | None = None, config=None,
-            progress: bool = True, log: Callable[[str], None] = print):
-    """Cluster and map a detection run's regions (see :mod:`sonotype.discover`); results go to ``db``."""
-    from .discover import DiscoverConfig, discover
+def cluster(*, config: ClusterRun | DiscoverConfig | None = None, log: Callable[[str], None] = print, **kw):
+    """Cluster and map a detection run's regions (see :mod:`sonotype.discover`); results go to ``db``
+    (``sonotype cluster``; fields: :class:`~sonotype.config.ClusterRun`; ``config`` may also be just its
+    :class:`~sonotype.discover.DiscoverConfig`)."""
+    from .discover import discover
     from .store import open_store
-    with open_store(db, must_exist=True) as store:
-        run = latest_run(store, run)
-        m = run_model(store, run, model)
-        res = discover(store, run, m, config=config or DiscoverConfig(), progress=progress, log=log)
+    if isinstance(config, DiscoverConfig):
+        config, kw = None, {**kw, "discover": config}
+    c = _config(ClusterRun, config, **kw)
+    with open_store(c.db, must_exist=True) as store:
+        run = latest_run(store, c.run)
+        m = run_model(store, run, c.model)
+        res = discover(store, run, m, config=c.discover, progress=c.progress, log=log)
     log(f"run {run}: {len(res.region_ids)} regions clustered with encoder {res.model_version}; "
         f"{', '.join(f'{k}: {c.n_clusters} clusters' for k, c in res.clusterings.items())}; "
         f"maps: {', '.join(res.maps) or 'none'}")
     return res
 
 
-def cluster_eval(paths: Sequence[str | Path], *, model: str | Path, labels_csv: str | Path | None = None,
-                 pattern: str | None = None, channel: int = 0, band=None, percentile: float = 45.0,
-                 scaling: str = "zscore-l2", pooling: str = "sequence", stride: int | None = 4,
-                 backends: Sequence[str] = (), hop_s: float | None = None, speedup: float = 1.0,
-                 select_on: Sequence[str | Path] | None = None, bootstrap: int = 0,
-                 json_out: str | Path | None = None, progress: bool = False,
-                 log: Callable[[str], None] = print):
+def cluster_eval(paths: Sequence[str | Path] | None = None, *, config: ClusterEvalRun | None = None,
+                 log: Callable[[str], None] = print, **kw):
     """Agreement of DTW clusters with expert labels: the trained encoder, the two baselines and each
-    named backend (e.g. ``birdnet``).
+    named backend (e.g. ``birdnet``); ``sonotype cluster-eval``, fields: :class:`~sonotype.config.ClusterEvalRun`.
 
     ``select_on``: another labelled set (e.g. ``orca-calls/vocabulary``, cut into its loudest 2-s
     chunks) on which each representation's pooling and scaling are chosen (best ARI at k = types);
@@ -361,7 +388,6 @@ def cluster_eval(paths: Sequence[str | Path], *, model: str | Path, labels_csv: 
 
     from .backends import load_backend
     from .clustereval import (
-        DEFAULT_LABEL_PATTERN,
         POOLINGS,
         SELECT_CLUSTERING,
         ClusterEval,
@@ -373,10 +399,14 @@ def cluster_eval(paths: Sequence[str | Path], *, model: str | Path, labels_csv: 
         score_intervals,
         select_settings,
     )
-    pat = pattern or DEFAULT_LABEL_PATTERN
+    cfg = _config(ClusterEvalRun, config, paths, **kw)
+    model, pat, labels_csv, channel, band, percentile, scaling, pooling, stride, select_on, bootstrap = \
+        cfg.model, cfg.pattern, cfg.labels_csv, cfg.channel, cfg.band, cfg.percentile, cfg.scaling, cfg.pooling, \
+        cfg.stride, cfg.select_on, cfg.bootstrap
+    paths, progress = cfg.paths, cfg.progress
     clips = labelled_clips(paths, pattern=pat, labels_csv=labels_csv, channel=channel, log=log)
     loaded = load_model(model)
-    bks = [load_backend(b, hop_s=hop_s, speedup=speedup) for b in backends if b != "lstm"]
+    bks = [load_backend(b, hop_s=cfg.hop, speedup=cfg.speedup) for b in cfg.backends if b != "lstm"]
     choices = None
     if select_on:
         sel = loudest_chunks(labelled_clips(select_on, pattern=pat, labels_csv=labels_csv, channel=channel, log=log))
@@ -420,17 +450,19 @@ def cluster_eval(paths: Sequence[str | Path], *, model: str | Path, labels_csv: 
             log(f"  {name:<19} 1-NN {r.nn_accuracy:.3f} [{ci['nn_accuracy'][0]:.3f}, {ci['nn_accuracy'][1]:.3f}]  "
                 f"NMI {s['nmi']:.3f} [{ci['nmi'][0]:.3f}, {ci['nmi'][1]:.3f}]  "
                 f"ARI {s['ari']:.3f} [{ci['ari'][0]:.3f}, {ci['ari'][1]:.3f}]")
-    if json_out:
-        log(f"full result: {save_json(doc, json_out)}")
+    if cfg.json_out:
+        log(f"full result: {save_json(doc, cfg.json_out)}")
     return ev
 
 
-def search(*, db: str, region: int, k: int = 10, log: Callable[[str], None] = print) -> list[tuple[int, float]]:
-    """The ``k`` stored regions most similar to ``region`` (needs `sonotype cluster` on its run first)."""
+def search(*, config: SearchRun | None = None, log: Callable[[str], None] = print, **kw) -> list[tuple[int, float]]:
+    """The ``k`` stored regions most similar to ``region`` (needs `sonotype cluster` on its run first;
+    ``sonotype search``, fields: :class:`~sonotype.config.SearchRun`)."""
     from .search import similar_regions
     from .store import open_store
-    with open_store(db, read_only=True) as store:
-        hits = similar_regions(store, region, k=k)
+    c = _config(SearchRun, config, **kw)
+    with open_store(c.db, read_only=True) as store:
+        hits = similar_regions(store, c.region, k=c.k)
         for rid, dist in hits:
             g = store.region(rid)
             rec = store.recording(g.recording_id).path
@@ -438,11 +470,9 @@ def search(*, db: str, region: int, k: int = 10, log: Callable[[str], None] = pr
     return hits
 
 
-def report(*, model: str | Path, out: str | Path = "reports", db: str | None = None, run: int | None = None,
-           evaluation_json: str | Path | None = None, catalog: Sequence[str | Path] | None = None,
-           pattern: str | None = None, labels_csv: str | Path | None = None, options=None,
-           log: Callable[[str], None] = print) -> Path:
-    """A model version's folder under ``out``: weights, config, figures and README.md + report.html.
+def report(*, config: ReportRun | None = None, options=None, log: Callable[[str], None] = print, **kw) -> Path:
+    """A model version's folder under ``out``: weights, config, figures and README.md + report.html
+    (``sonotype report``; fields: :class:`~sonotype.config.ReportRun`; ``options``: a ReportOptions).
 
     ``evaluation_json``: a result of `sonotype evaluate --json` (confusion matrix, PR curve);
     ``catalog``: labelled clips to run cluster-eval on (agreement table, catalog map and galleries);
@@ -452,9 +482,11 @@ def report(*, model: str | Path, out: str | Path = "reports", db: str | None = N
 
     from .report.build import ReportOptions, build_model_report
     from .store import open_store
+    c = _config(ReportRun, config, **kw)
+    model, out, db, run, evaluation_json, catalog = c.model, c.out, c.db, c.run, c.evaluation_json, c.catalog
     m = load_model(model)
     evaluation = json.loads(Path(evaluation_json).read_text(encoding="utf-8")) if evaluation_json else None
-    ev = (cluster_eval(catalog, model=model, pattern=pattern, labels_csv=labels_csv, log=log)
+    ev = (cluster_eval(catalog, model=model, pattern=c.pattern, labels_csv=c.labels_csv, progress=False, log=log)
           if catalog else None)
     opts = options or ReportOptions()
     if db is None:
@@ -462,3 +494,11 @@ def report(*, model: str | Path, out: str | Path = "reports", db: str | None = N
     with open_store(db, read_only=True) as store:
         return build_model_report(m, out, evaluation=evaluation, catalog=ev, store=store,
                                   run_id=latest_run(store, run), options=opts, log=log)
+
+
+def export_labels(*, config: ExportLabelsRun | None = None, log: Callable[[str], None] = print, **kw):
+    """Curated region labels as an annotation CSV for train-detector (``sonotype export-labels``; fields:
+    :class:`~sonotype.config.ExportLabelsRun`)."""
+    from .curation import export_labels as _export_labels
+    c = _config(ExportLabelsRun, config, **kw)
+    return _export_labels(db=c.db, out=c.out, run_id=c.run, only_reviewed=c.only_reviewed, log=log)

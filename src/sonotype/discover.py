@@ -29,6 +29,7 @@ from .cluster import (
 from .dtw import dtw_matrix, dtw_pairs, knn_graph
 from .errors import ConfigError, DataError
 from .maps import METHODS, embedding_map
+from .params import COUNT, SIZE, Number, param
 from .search import mean_embeddings
 from .sequences import (
     SCALINGS,
@@ -40,6 +41,7 @@ from .sequences import (
 from .store import Store
 
 ALGORITHMS = ("agglomerative", "kmeans", "hdbscan")
+CUTS = ("percentile", "silhouette")
 
 
 @dataclass(frozen=True)
@@ -49,24 +51,38 @@ class DiscoverConfig:
     count with the best mean silhouette instead (all-pairs route only; the kNN-graph route always cuts
     at the percentile)."""
 
-    algorithms: tuple[str, ...] = ("agglomerative", "kmeans")
-    cut: str = "percentile"             # agglomerative cut: "percentile" (the original's) or "silhouette"
-    percentile: float = 45.0
-    n_clusters: int | None = None       # agglomerative: a cluster count instead of either cut
-    k: int = 24                         # k-means clusters (clipped to the number of windows)
-    min_cluster_size: int = 5           # HDBSCAN
-    band: float | int | None = None     # DTW Sakoe-Chiba band (None: (n + m) / 4)
-    scaling: str = "zscore-l2"          # embedding scaling before DTW (sequences.scale_sequences)
-    stride: int | None = SEQUENCE_STRIDE  # frames between sequence windows (None: the detector's windows)
-    backend: str = "lstm"               # embedding backend of the sequences (sonotype.backends.BACKENDS)
-    hop: float | None = None            # seconds between a pretrained backend's windows (None: its default)
-    speedup: float = 1.0                # play the audio this many times faster for a pretrained backend
-    max_full: int = 3000                # above this many regions: kNN graph instead of all pairs
-    knn: int = 10
-    candidates: int = 50
-    threshold_sample: int = 20000       # random pairs whose DTW sets the graph threshold
-    maps: tuple[str, ...] = ("tsne", "umap")
-    seed: int = 0
+    algorithms: tuple[str, ...] = param(("agglomerative", "kmeans"), flag="--algorithm", repeat=True,
+                                        choices=ALGORITHMS, help="clustering algorithm (repeatable)")
+    cut: str = param("percentile", choices=CUTS,
+                     help="agglomerative cut: at --percentile of pair distances (as the original), or at the "
+                          "cluster count with the best mean silhouette")
+    percentile: float = param(45.0, check=Number(lo=0, hi=100, what="a percentile"),
+                              help="agglomerative cut: this percentile of all pair distances (the original used 40-50)")
+    n_clusters: int | None = param(None, check=COUNT, help="agglomerative: cut at this many clusters")
+    k: int = param(24, check=COUNT, help="k-means clusters (on window embeddings; clipped to the number of windows)")
+    min_cluster_size: int = param(5, check=Number(int, lo=2), help="HDBSCAN: the smallest cluster")
+    band: float | int | None = param(None, check=Number(lo=0, lo_open=True, what="a fraction"),
+                                     help="DTW band: a fraction of the longer sequence (default (n+m)/4)")
+    scaling: str = param("zscore-l2", choices=SCALINGS, help="embedding scaling before DTW")
+    stride: int | None = param(SEQUENCE_STRIDE, check=SIZE, none_as=0, flag="--sequence-stride", aliases=("--stride",),
+                               help="frames between the windows of a region's embedding sequence "
+                                    "(0: the detector's own windows)")
+    backend: str = param("lstm", choices=BACKENDS,
+                         help="embeddings of the regions: lstm (the run's or --model's encoder) or birdnet (extra "
+                              "sonotype[birdnet], model licence CC BY-NC-SA 4.0)")
+    hop: float | None = param(None, check=Number(lo=0, lo_open=True, hi=3, what="seconds"),
+                              help="seconds between a pretrained backend's windows (default: the backend's; birdnet 1.0)")
+    speedup: float = param(1.0, check=Number(lo=0, lo_open=True, hi=1000),
+                           help="play the audio this many times faster before a backend hears it "
+                                "(for low-frequency species)")
+    max_full: int = param(3000, check=COUNT, help="above this many regions use a kNN DTW graph instead of all pairs")
+    knn: int = param(10, check=COUNT, help="kNN graph: DTW neighbours kept per region")
+    candidates: int = param(50, check=COUNT, help="kNN graph: candidates per region (nearest by mean embedding) "
+                                                  "whose DTW is computed")
+    threshold_sample: int = param(20000, check=COUNT, help="kNN graph: random pairs whose DTW sets the cut")
+    maps: tuple[str, ...] = param(("tsne", "umap"), flag="--map", repeat=True, choices=METHODS,
+                                  help="2-d map (repeatable)")
+    seed: int = param(0, help="random seed")
 
     def __post_init__(self):
         bad = [a for a in self.algorithms if a not in ALGORITHMS]
@@ -76,7 +92,7 @@ class DiscoverConfig:
             raise ConfigError(f"unknown backend {self.backend!r}; expected one of {BACKENDS}")
         if self.scaling not in SCALINGS:
             raise ConfigError(f"unknown scaling {self.scaling!r}; expected one of {SCALINGS}")
-        if self.cut not in ("silhouette", "percentile"):
+        if self.cut not in CUTS:
             raise ConfigError(f"unknown cut {self.cut!r}; expected 'silhouette' or 'percentile'")
         bad = [m for m in self.maps if m not in METHODS]
         if bad:

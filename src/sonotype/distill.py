@@ -30,20 +30,22 @@ from .dataset import FrameCache, Item
 from .errors import ConfigError, DataError
 from .features import frames_to_windows, framing_for
 from .model import Encoder, EncoderConfig
+from .params import COUNT, FRACTION, RATE, param
 from .runtime import set_threads, tune_allocator
-from .train import best_path, pick_device
+from .train import DEVICES, best_path, pick_device
 
 
 @dataclass(frozen=True)
 class DistillConfig:
-    epochs: int = 10
-    batch_spans: int = 8     # teacher spans per step (each is tens of student windows)
-    lr: float = 1e-3
-    stride: int = 16         # frames between the student's windows inside a span
-    val_fraction: float = 0.15
-    seed: int = 0
-    threads: int | None = None
-    device: str = "auto"
+    epochs: int = param(10, check=COUNT, help="passes over the teacher's spans")
+    batch_spans: int = param(8, check=COUNT, help="teacher windows per step (each is tens of student windows)")
+    lr: float = param(1e-3, check=RATE, help="learning rate")
+    stride: int = param(16, check=COUNT, flag="--student-stride", aliases=("--stride",),
+                        help="frames between the student's windows inside a teacher's span")
+    val_fraction: float = param(0.15, check=FRACTION, help="the last part of each file's spans held out")
+    seed: int = param(0, help="random seed")
+    threads: int | None = param(None, check=COUNT, help="CPU threads (default: PyTorch's)")
+    device: str = param("auto", choices=DEVICES, help="where to train (auto: cuda when there is a GPU)")
 
     def __post_init__(self):
         if self.epochs < 1 or self.batch_spans < 1 or self.stride < 1 or not 0 <= self.val_fraction < 1 or self.lr <= 0:

@@ -23,6 +23,9 @@ from .io import DEFAULT_BLOCK, iter_blocks
 #: amplitude floor for the log scale (dB = 20*log10(max(|X|, AMIN)))
 AMIN = 1e-5
 
+#: magnitude scales of the front end: dB or linear
+SCALES = ("log", "linear")
+
 
 @dataclass(frozen=True)
 class FrontEnd:
@@ -48,7 +51,7 @@ class FrontEnd:
     def __post_init__(self):
         if self.n_fft < 8 or self.hop < 1 or self.hop > self.n_fft:
             raise ConfigError(f"need n_fft >= 8 and 1 <= hop <= n_fft, got n_fft={self.n_fft}, hop={self.hop}")
-        if self.scale not in ("log", "linear"):
+        if self.scale not in SCALES:
             raise ConfigError(f"scale must be 'log' or 'linear', got {self.scale!r}")
         if self.window < 2 or not 1 <= self.stride <= self.window:
             raise ConfigError(f"need window >= 2 and 1 <= stride <= window, got {self.window}/{self.stride}")

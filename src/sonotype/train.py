@@ -22,20 +22,28 @@ from .dataset import FrameCache, Item
 from .errors import ConfigError, DataError
 from .features import FrontEnd, normalise
 from .model import Encoder, EncoderConfig, NextFramePredictor, parameter_counts
+from .params import COUNT, FRACTION, RATE, param
 from .runtime import set_threads, tune_allocator
+
+#: where PyTorch runs (auto: cuda when there is a GPU)
+DEVICES = ("auto", "cpu", "cuda")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 10
-    batch_size: int = 32
-    lr: float = 1e-3
-    val_fraction: float = 0.1  # held out for validation: whole files (>= 10 files) or each file's tail
-    seed: int = 0
-    stride: int | None = None  # frames between training windows (None: the front end's stride)
-    max_windows_per_epoch: int | None = None  # draw a random subset each epoch (large corpora)
-    threads: int | None = None
-    device: str = "auto"  # auto | cpu | cuda
+    epochs: int = param(10, check=COUNT, help="passes over the training windows")
+    batch_size: int = param(32, check=COUNT, help="windows per step")
+    lr: float = param(1e-3, check=RATE, help="learning rate")
+    val_fraction: float = param(0.1, check=FRACTION,
+                                help="held out for validation: whole files (>= 10 files) or each file's tail")
+    seed: int = param(0, help="random seed")
+    stride: int | None = param(None, check=COUNT, flag="--train-stride",
+                               help="frames between training windows (default: the front end's window stride); "
+                                    "smaller draws more, overlapping, windows")
+    max_windows_per_epoch: int | None = param(None, check=COUNT, flag="--max-windows",
+                                              help="random windows per epoch (large corpora)")
+    threads: int | None = param(None, check=COUNT, help="CPU threads (default: PyTorch's)")
+    device: str = param("auto", choices=DEVICES, help="where to train (auto: cuda when there is a GPU)")
 
     def to_dict(self) -> dict:
         return asdict(self)
