@@ -184,7 +184,8 @@ def cmd_detect(a) -> int:
     from .api import detect
     summary = detect(a.paths, model=a.model, db=a.db, threshold=a.threshold, merge_gap=a.merge_gap,
                      min_duration=a.min_duration, channel=_channel(a.channel), metadata=dict(a.meta or []),
-                     metadata_table=a.metadata, batch=a.batch, progress=not a.quiet)
+                     metadata_table=a.metadata, batch=a.batch, progress=not a.quiet,
+                     device=a.device, bf16=a.bf16)
     return 1 if summary.failed else 0
 
 
@@ -367,7 +368,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-duration", type=_SECONDS, default=0.0, dest="min_duration", help="drop shorter regions, s")
     p.add_argument("--meta", action="append", type=_meta, help="metadata key=value for every file (encounter, site, date)")
     p.add_argument("--metadata", help="CSV with a filename column and metadata columns")
-    p.add_argument("--batch", type=_COUNT, default=64, help="windows per encoder batch")
+    p.add_argument("--batch", type=_COUNT, help="windows per encoder batch (default: 64 on CPU, 8192 on CUDA)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto: CUDA when present")
+    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast on the encoder (GPU speed; small error)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_detect)
 
