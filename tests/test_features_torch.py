@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from sonotype.errors import ConfigError
-from sonotype.features import AMIN, PRESETS, file_windows, framing_for, frames_to_windows, spectrogram
+from sonotype.features import AMIN, PRESETS, file_windows, frames_to_windows, framing_for, spectrogram
 from sonotype.features_torch import TorchFraming, iter_windows_torch, resolve_device
 from sonotype.io import open_recording, read_audio
 

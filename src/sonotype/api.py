@@ -6,6 +6,7 @@ a short account of what it did.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -39,17 +40,21 @@ def train(paths: Sequence[str | Path], *, out: str | Path, preset: str = "dolphi
           lr: float = 1e-3, seed: int = 0, val_fraction: float = 0.1, batch_norm: bool = False,
           resume: str | Path | None = None, cache_dir: str | Path | None = None, threads: int | None = None,
           device: str = "auto", max_windows_per_epoch: int | None = None, progress: bool = True,
-          report_dir: str | Path | None = None, log: Callable[[str], None] = print) -> dict:
+          report_dir: str | Path | None = None, log: Callable[[str], None] = print, bf16: bool = False,
+          lr_scaling: str = "none") -> dict:
     """Self-supervised encoder training; ``report_dir``: also write the model's report folder there."""
     fe = frontend_for(preset, **(frontend_overrides or {}))
     items = load_items(paths, channel=channel, on_error=_warn_skip(log))
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, val_fraction=val_fraction, seed=seed,
-                      threads=threads, device=device, max_windows_per_epoch=max_windows_per_epoch)
+                      threads=threads, device=device, max_windows_per_epoch=max_windows_per_epoch, bf16=bf16,
+                      lr_scaling=lr_scaling)
     enc = EncoderConfig(window=fe.window, n_bins=fe.n_bins, batch_norm=batch_norm)
     cache = Path(cache_dir) if cache_dir else Path(out).parent / ".sonotype-cache"
     ck = train_encoder(items, frontend=fe, out=out, cache_dir=cache, encoder_config=enc, config=cfg,
                        resume=resume, channel=channel, data_note={"preset": preset, "inputs": [str(p) for p in paths]},
                        progress=progress, log=log)
+    if int(os.environ.get("RANK", "0")) > 0:
+        return ck  # torchrun: one process reports
     log(f"encoder checkpoint: {out}")
     _model_report(out, report_dir, log)
     return ck

@@ -147,7 +147,8 @@ def cmd_train(a) -> int:
     train(a.paths, out=a.out, preset=a.preset, frontend_overrides=_fe(a), channel=_channel(a.channel),
           epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, seed=a.seed, val_fraction=a.val_fraction,
           batch_norm=a.batch_norm, resume=a.resume, cache_dir=a.cache_dir, threads=a.threads, device=a.device,
-          max_windows_per_epoch=a.max_windows, progress=not a.quiet, report_dir=a.report_dir or None)
+          max_windows_per_epoch=a.max_windows, progress=not a.quiet, report_dir=a.report_dir or None,
+          bf16=a.bf16, lr_scaling=a.lr_scaling)
     return 0
 
 
@@ -297,6 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", help="checkpoint to continue from")
     p.add_argument("--cache-dir", dest="cache_dir", help="where spectrogram frames are cached (default: beside --out)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (GPU speed; slow on CPUs without bf16)")
+    p.add_argument("--lr-scaling", default="none", choices=["none", "linear", "sqrt"], dest="lr_scaling",
+                   help="scale --lr by --batch-size/32 (linear) or its square root, for large batches")
     p.add_argument("--threads", type=_COUNT)
     _report_arg(p)
     p.add_argument("--quiet", action="store_true")

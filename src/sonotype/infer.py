@@ -168,7 +168,17 @@ class Scorer:
 
         finished: set[int] = set()
         last = -1
-        for ident, job, chunk in source:
+        it = iter(source)
+        while True:
+            try:
+                ident, job, chunk = next(it)
+            except StopIteration:
+                break
+            except Exception:  # a file that cannot be read: hand out the files before it, then raise
+                flush()
+                finished.update(i for i, _ in order)
+                yield from ready()
+                raise
             if ident != last:  # a new file (idents increase)
                 order.append((ident, job))
                 last = ident
