@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """`sonotype train` windows/s: the current code against a baseline checkout, on the right-whale recordings.
 
-Each row runs ``python -m sonotype train DATA --preset narw --epochs 1 --max-windows M --val-fraction 0``
+Each row runs ``sonotype train DATA --preset narw --epochs 1 --max-windows M --val-fraction 0``
 in a fresh subprocess (the frame cache is filled once beforehand, untimed) and reads the epoch's
 windows and seconds from the checkpoint's history: windows/s of the training loop alone (batch
 assembly, forward, backward, Adam). ``--baseline-src`` is the ``src`` folder of the code to compare
@@ -33,7 +33,7 @@ def run_train(src: Path, data: Path, out: Path, cache: Path, *, threads: int, ex
     env = dict(os.environ, PYTHONPATH=str(src))
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env[var] = str(threads)
-    cmd = [sys.executable, "-m", "sonotype", "train", str(data), "--preset", "narw", "--out", str(out),
+    cmd = [sys.executable, "-c", "import sys; from sonotype.cli import main; sys.exit(main())", "train", str(data), "--preset", "narw", "--out", str(out),
            "--cache-dir", str(cache), "--epochs", "1", "--max-windows", str(windows), "--val-fraction", "0",
            "--threads", str(threads), "--quiet", *extra]
     t0 = time.perf_counter()

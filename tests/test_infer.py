@@ -34,9 +34,13 @@ def narw(data_dir, tmp_path_factory):
 @pytest.mark.realdata
 def test_cpu_scorer_gives_the_plain_path_scores_exactly(narw, tmp_path):
     path, m, rec, plain = narw
-    sc = Scorer(m, device="cpu")
+    sc = Scorer(m, device="cpu", shared_conv=False)
     assert sc.batch == DEFAULT_BATCH["cpu"] and not sc.torch_frontend
     np.testing.assert_array_equal(sc.file_scores(path, channel=rec.channel, sample_rate=rec.sample_rate), plain)
+    shared = Scorer(m, device="cpu")  # the default on the CPU: the local conv shared between windows
+    assert shared.shared_conv
+    np.testing.assert_allclose(shared.file_scores(path, channel=rec.channel, sample_rate=rec.sample_rate), plain,
+                               atol=1e-6, rtol=0)
 
 
 @pytest.mark.realdata
