@@ -29,11 +29,12 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("SONOTYPE_DATA") or ROOT.parent / "shared" / "data")
 
 
-def run_train(src: Path, data: Path, out: Path, cache: Path, *, threads: int, extra: list[str], windows: int) -> dict:
+def run_train(src: Path, data: Path, out: Path, cache: Path, *, threads: int, extra: list[str], windows: int,
+              preset: str = "narw") -> dict:
     env = dict(os.environ, PYTHONPATH=str(src))
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env[var] = str(threads)
-    cmd = [sys.executable, "-c", "import sys; from sonotype.cli import main; sys.exit(main())", "train", str(data), "--preset", "narw", "--out", str(out),
+    cmd = [sys.executable, "-c", "import sys; from sonotype.cli import main; sys.exit(main())", "train", str(data), "--preset", preset, "--out", str(out),
            "--cache-dir", str(cache), "--epochs", "1", "--max-windows", str(windows), "--val-fraction", "0",
            "--threads", str(threads), "--quiet", *extra]
     t0 = time.perf_counter()
@@ -49,6 +50,7 @@ def run_train(src: Path, data: Path, out: Path, cache: Path, *, threads: int, ex
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(DATA / "narw-upcalls" / "narw"))
+    ap.add_argument("--preset", default="narw")
     ap.add_argument("--baseline-src", help="src folder of the code to compare against (omit: no baseline row)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--max-windows", type=int, default=1024, dest="max_windows")
@@ -61,7 +63,7 @@ def main() -> int:
         cache = tmp / "cache"
         print("filling the frame cache (untimed) ...", file=sys.stderr)
         run_train(cur, Path(args.data), tmp / "warm.pt", cache, threads=args.threads, extra=["--device", "cpu"],
-                  windows=32)
+                  windows=32, preset=args.preset)
         plan = []
         if args.baseline_src:
             plan.append(("baseline (per-window batches)", Path(args.baseline_src), ["--device", "cpu"],
@@ -79,9 +81,9 @@ def main() -> int:
         for name, src, extra, windows in plan:
             print(f"{name} ...", file=sys.stderr)
             rows.append((name, run_train(src, Path(args.data), tmp / "e.pt", cache, threads=args.threads,
-                                         extra=extra, windows=windows)))
+                                         extra=extra, windows=windows, preset=args.preset)))
     base = rows[0][1]["windows"] / rows[0][1]["seconds"] if args.baseline_src else None
-    print(f"## `sonotype train` windows/s, right-whale recordings (preset narw), {platform.machine()}, "
+    print(f"## `sonotype train` windows/s, {args.data} (preset {args.preset}), {platform.machine()}, "
           f"{os.cpu_count()} CPUs, --threads {args.threads}, torch {torch.__version__}; load {load3()}\n")
     print("| run | windows | epoch s | windows/s | vs baseline | process wall s |")
     print("|---|---:|---:|---:|---:|---:|")
