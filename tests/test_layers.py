@@ -9,8 +9,9 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "sonotype"
 
 #: the data flow, earliest first (README: io -> features -> model -> train/detect -> store -> analysis ->
 #: report -> web/cli)
-ORDER = ["errors", "params", "units", "runtime", "io", "resample", "features", "pooling", "model", "checkpoint", "metrics", "dataset", "train",
-         "embed", "backends", "distill", "finetune", "regions", "events", "detector", "evaluate", "detect", "store",
+ORDER = ["errors", "params", "units", "runtime", "io", "resample", "features", "pooling", "features_torch", "model",
+         "sharedconv", "checkpoint", "metrics", "dataset", "framebank", "train", "embed", "infer", "backends",
+         "distill", "finetune", "regions", "events", "detector", "evaluate", "detect", "store",
          "batch", "export",
          "synth", "dtw", "sequences", "cluster", "agreement", "maps", "search", "clustereval", "discover",
          "curation", "render", "report", "config", "api", "web", "demo", "cli"]

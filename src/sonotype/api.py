@@ -9,6 +9,7 @@ No default is written here: each is its config field's.
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import MISSING, fields
 from pathlib import Path
@@ -72,6 +73,8 @@ def train(paths: Sequence[str | Path] | None = None, *, config: TrainRun | None 
     ck = train_encoder(items, frontend=fe, out=c.out, cache_dir=_cache(c), encoder_config=enc, config=c.training,
                        resume=c.resume, channel=c.channel,
                        data_note={"preset": c.frontend.preset, "inputs": list(c.paths)}, progress=c.progress, log=log)
+    if int(os.environ.get("RANK", "0")) > 0:
+        return ck  # torchrun: one process reports
     log(f"encoder checkpoint: {c.out}")
     _model_report(c.out, c.report_dir, log)
     return ck

@@ -21,6 +21,7 @@ from .checkpoint import LoadedModel, load_model, model_version
 from .dataset import canonical_path, find_audio
 from .detect import default_rule, detect_file
 from .errors import AudioError, DataError, SonotypeError
+from .infer import Scorer
 from .io import DEFAULT_BLOCK, file_hash, open_recording
 from .regions import RegionRule
 from .store import Store, open_store
@@ -119,10 +120,13 @@ def register(store: Store, model: LoadedModel, rule: RegionRule, *, channel, bat
 def detect_many(paths: Sequence[str | Path], *, model: str | Path, db: str | Store, rule: RegionRule | None = None,
                 threshold: float | None = None, merge_gap: float = 0.1, min_duration: float = 0.0,
                 channel=None, metadata: dict | None = None, metadata_table: str | Path | None = None,
-                batch: int = 64, block_frames: int = DEFAULT_BLOCK, progress: bool = True,
-                log: Callable[[str], None] = print) -> BatchSummary:
-    """Detect regions in every file under ``paths`` and store them in ``db`` (URL or open Store)."""
+                batch: int | None = None, block_frames: int = DEFAULT_BLOCK, progress: bool = True,
+                log: Callable[[str], None] = print, device: str = "auto", bf16: bool = False) -> BatchSummary:
+    """Detect regions in every file under ``paths`` and store them in ``db`` (URL or open Store).
+
+    ``device``/``bf16``/``batch``: how windows are scored (:class:`~sonotype.infer.Scorer`; batch None: per device)."""
     m = load_model(model, kind="detector")
+    scorer = Scorer(m, device=device, bf16=bf16, batch=batch, block_frames=block_frames)
     rule = rule or default_rule(m, threshold=threshold, merge_gap=merge_gap, min_duration=min_duration)
     passed_over: list[tuple[str, str]] = []
     files = find_audio(paths, warn=lambda p, problem: passed_over.append((str(p), problem)))
@@ -154,7 +158,7 @@ def detect_many(paths: Sequence[str | Path], *, model: str | Path, db: str | Sto
             if store.is_processed(rec_id, summary.run_id):
                 summary.skipped += 1
                 continue
-            det = detect_file(m, f, rule=rule, recording=rec, batch=batch, block_frames=block_frames)
+            det = detect_file(m, f, rule=rule, recording=rec, scorer=scorer)
             store.save_result(rec_id, summary.run_id, det.regions, n_windows=det.n_windows, seconds=det.seconds)
         except (SonotypeError, OSError) as e:
             store.record_failure(run_id=summary.run_id, path=path, error=str(e), recording_id=rec_id)

@@ -11,6 +11,7 @@ import numpy as np
 from .checkpoint import LoadedModel
 from .embed import file_scores
 from .features import framing_for
+from .infer import Scorer
 from .io import DEFAULT_BLOCK, Recording, open_recording
 from .regions import Region, RegionRule, find_regions
 
@@ -35,15 +36,20 @@ def default_rule(model: LoadedModel, **overrides) -> RegionRule:
 
 
 def detect_file(model: LoadedModel, path: str | Path, *, rule: RegionRule, channel=None, batch: int = 64,
-                block_frames: int = DEFAULT_BLOCK, recording: Recording | None = None) -> FileDetection:
+                block_frames: int = DEFAULT_BLOCK, recording: Recording | None = None,
+                scorer: Scorer | None = None) -> FileDetection:
     """Stream ``path`` block by block through the detector; memory does not grow with file length.
 
     ``channel``: an index, or None/'auto' for the louder channel (resolved once, kept in the result).
+    ``scorer``: the run's :class:`~sonotype.infer.Scorer` (device, bf16, batch); None: the plain CPU path.
     """
     t0 = time.perf_counter()
     rec = recording or open_recording(path, channel=channel)
     framing = framing_for(model.frontend, rec.sample_rate, path)
-    scores = file_scores(model, path, channel=rec.channel, sample_rate=rec.sample_rate, batch=batch,
-                         block_frames=block_frames)
+    if scorer is not None:
+        scores = scorer.file_scores(path, channel=rec.channel, sample_rate=rec.sample_rate)
+    else:
+        scores = file_scores(model, path, channel=rec.channel, sample_rate=rec.sample_rate, batch=batch,
+                             block_frames=block_frames)
     regions = find_regions(scores, framing, rule=rule, n_samples=rec.frames)
     return FileDetection(rec, scores, tuple(regions), time.perf_counter() - t0)

@@ -80,16 +80,19 @@ class Encoder(nn.Module):
         self.bilstm = BiasInputLSTM(width, c.bilstm_units, bidirectional=True)
         self.lstm = BiasInputLSTM(2 * c.bilstm_units, c.lstm_units)
 
-    def sequence(self, x: torch.Tensor) -> torch.Tensor:
-        """Per-frame features before the last LSTM: x (N, W, B) -> (N, W, 2*bilstm_units)."""
-        local = self.local_conv(F.pad(x.unsqueeze(1), self._pad2d))  # (N, 64, W, B)
-        # max over frequency (ReLU commutes with max). Same values either way; on CPU amax is ~4x faster
-        # forward, max_pool2d ~5x faster backward (amax's backward multiplies a mask by the gradient)
-        if torch.is_grad_enabled():
-            local = F.max_pool2d(local, (1, local.shape[3])).squeeze(3)  # (N, 64, W)
-        else:
-            local = local.amax(dim=3)  # (N, 64, W)
-        local = F.relu(local)
+    def sequence(self, x: torch.Tensor, local: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-frame features before the last LSTM: x (N, W, B) -> (N, W, 2*bilstm_units).
+
+        ``local``: the local conv's features (N, 64, W) when computed elsewhere (:mod:`sonotype.sharedconv`)."""
+        if local is None:
+            local = self.local_conv(F.pad(x.unsqueeze(1), self._pad2d))  # (N, 64, W, B)
+            # max over frequency (ReLU commutes with max). Same values either way; on CPU amax is ~4x faster
+            # forward, max_pool2d ~5x faster backward (amax's backward multiplies a mask by the gradient)
+            if torch.is_grad_enabled():
+                local = F.max_pool2d(local, (1, local.shape[3])).squeeze(3)  # (N, 64, W)
+            else:
+                local = local.amax(dim=3)  # (N, 64, W)
+            local = F.relu(local)
         glob = F.relu(self.global_conv(F.pad(x.transpose(1, 2), self._pad1d)))  # (N, 64, W) bins as channels
         h = self.norm(torch.cat([local, glob], dim=1))  # (N, 128, W)
         return self.bilstm(h.transpose(1, 2))  # (N, W, 64)
