@@ -85,7 +85,9 @@ def _frontend_args(p: argparse.ArgumentParser) -> None:
                    help="highest frequency of the band, Hz (default Nyquist)")
     g.add_argument("--n-fft", type=_number(int, lo=2, what="samples"), dest="n_fft", help="STFT window length, samples")
     g.add_argument("--hop", type=_number(int, lo=1, what="samples"), help="STFT hop, samples")
-    g.add_argument("--scale", choices=["log", "linear"], help="magnitude scale")
+    g.add_argument("--scale", choices=["log", "linear", "pcen"], help="magnitude scale (pcen: per-channel energy normalisation)")
+    g.add_argument("--pcen-time", type=_number(lo=0, lo_open=True, what="seconds"), dest="pcen_time",
+                   help="PCEN smoothing time constant, s (default 0.4)")
     g.add_argument("--window-stride", type=_COUNT, dest="stride", help="frames between windows (default 16: 50 %% overlap)")
     g.add_argument("--reference-rate", type=_number(lo=0, lo_open=True, what="Hz"), dest="reference_rate",
                    help="give n_fft/hop at this rate and scale them to each file's rate")
@@ -274,7 +276,7 @@ def cmd_export_labels(a) -> int:
 
 
 def _fe(a) -> dict:
-    return {k: getattr(a, k) for k in ("fmin", "fmax", "n_fft", "hop", "scale", "reference_rate", "stride")}
+    return {k: getattr(a, k) for k in ("fmin", "fmax", "n_fft", "hop", "scale", "reference_rate", "stride", "pcen_time")}
 
 
 def build_parser() -> argparse.ArgumentParser:
