@@ -9,7 +9,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "sonotype"
 
 #: the data flow, earliest first (README: io -> features -> model -> train/detect -> store -> analysis ->
 #: report -> web/cli)
-ORDER = ["errors", "units", "runtime", "io", "resample", "features", "model", "checkpoint", "metrics", "dataset", "train",
+ORDER = ["errors", "units", "runtime", "io", "resample", "features", "model", "checkpoint", "metrics", "dataset", "augment", "train",
          "embed", "backends", "distill", "finetune", "regions", "events", "detector", "evaluate", "detect", "store",
          "batch", "export",
          "synth", "dtw", "sequences", "cluster", "agreement", "maps", "search", "clustereval", "discover",
