@@ -122,7 +122,7 @@ def call_offset_range(call_len: int, window_len: int, *, min_overlap: float) -> 
 def mix_examples(calls: Sequence[Call], backgrounds: Sequence[Item], framing: Framing, *, count: int,
                  rng: np.random.Generator, snr_range: tuple[float, float] = (0.0, 15.0), gain_db: float = 6.0,
                  min_overlap: float = 0.5, preroll_s: float = 0.0, band: tuple[float, float] | None = None,
-                 max_tries: int = 100) -> MixedExamples:
+                 max_tries: int = 1000) -> MixedExamples:
     """``count`` windows, each a random call of ``calls`` mixed into a random background stretch of
     ``backgrounds`` (a window-sized stretch that touches none of that recording's events, never the call's own
     recording) at an SNR uniform in ``snr_range`` dB (band power in ``band`` Hz, default the front end's band),
@@ -152,7 +152,7 @@ def mix_examples(calls: Sequence[Call], backgrounds: Sequence[Item], framing: Fr
                 continue  # mixed into *other* recordings
             evs = [(int(e.start * it.sample_rate), int(np.ceil(e.end * it.sample_rate))) for e in it.events or ()]
             s = int(rng.integers(pre, it.frames - span + 1))
-            if all(b <= s - pre or a >= s + span for a, b in evs):
+            if all(b <= s or a >= s + span for a, b in evs):  # the window is clear (a preroll may hold calls)
                 break
         else:
             raise DataError(f"found no background stretch clear of annotated events in {max_tries} tries")
