@@ -206,3 +206,27 @@ def test_detector_config_rejects_bad_values():
         with pytest.raises(ConfigError, match="CUDA"):
             from sonotype.train import pick_device
             pick_device(DetectorConfig(device="cuda").device)
+
+
+def test_cli_generalisation_options_are_detector_config_fields(corpus, tmp_path):
+    from sonotype import cli
+    assert set(cli._DETECTOR_OPTIONS) <= set(DetectorConfig.__dataclass_fields__)
+    a = cli.build_parser().parse_args(["train-detector", "x.wav", "--encoder", "e.pt", "--out", "d.pt", "--augment", "2",
+                                       "--snr-low", "-3", "--time-mask", "4", "--ensemble", "3", "--scale", "pcen",
+                                       "--hard-negatives", "50", "--device", "cpu"])
+    given = {k: getattr(a, k) for k in cli._DETECTOR_OPTIONS if getattr(a, k) is not None}
+    assert given == {"augment": 2.0, "snr_low": -3.0, "time_mask": 4, "ensemble": 3, "scale": "pcen",
+                     "hard_negatives": 50, "device": "cpu"}
+    cfg = DetectorConfig(**given)
+    assert cfg.snr_high == DetectorConfig().snr_high  # untouched options keep DetectorConfig's default
+    _, items, enc = corpus
+    rc = cli.main(["train-detector", *[it.path for it in items[:4]], "--encoder", str(enc), "--out",
+                   str(tmp_path / "cli.pt"), "--epochs", "2", "--ensemble", "2", "--report-dir", "", "--quiet",
+                   "--annotations", str(_table(items[:4], tmp_path / "ann.csv"))])
+    assert rc == 0 and len(load_model(tmp_path / "cli.pt", kind="detector").members) == 1
+
+
+def _table(items, path):
+    rows = ["filename,start,end"] + [f"{it.path},{e.start},{e.end}" for it in items for e in it.events]
+    path.write_text("\n".join(rows) + "\n")
+    return path

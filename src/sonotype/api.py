@@ -108,17 +108,22 @@ def train_detector(paths: Sequence[str | Path], *, encoder: str | Path, out: str
                    stride: int | None = None, finetune: bool = False, encoder_lr: float = 1e-4,
                    cache_dir: str | Path | None = None, threads: int | None = None, progress: bool = True,
                    report_dir: str | Path | None = None, allow_unmatched: bool = False,
-                   log: Callable[[str], None] = print) -> dict:
+                   log: Callable[[str], None] = print, **options) -> dict:
     """Detector training on a frozen (or fine-tuned) encoder; ``report_dir``: also write its report folder.
 
-    Every file name of ``annotations`` must match an input file, unless ``allow_unmatched``."""
+    Every file name of ``annotations`` must match an input file, unless ``allow_unmatched``. ``options``: further
+    :class:`DetectorConfig` fields (augment, snr_low, snr_high, gain_db, time_mask, freq_mask, mixup,
+    hard_negatives, hard_negative_weight, ensemble, scale, pcen_time, device), defaults as defined there."""
+    unknown = sorted(set(options) - set(DetectorConfig.__dataclass_fields__))
+    if unknown:
+        raise ConfigError(f"unknown detector option(s) {unknown}; see DetectorConfig")
     items = load_items(paths, channel=channel, annotations=annotations,
                        rule=None if annotations else _rule(negative_patterns, negative_dirs),
                        on_error=_warn_skip(log), allow_unmatched=allow_unmatched, log=log)
     cfg = DetectorConfig(epochs=epochs, lr=lr, hidden=hidden, seed=seed, val_fraction=val_fraction,
                          val_split=val_split, min_overlap=min_overlap, target_precision=target_precision,
                          threshold_level=threshold_level,
-                         stride=stride, finetune=finetune, encoder_lr=encoder_lr, threads=threads)
+                         stride=stride, finetune=finetune, encoder_lr=encoder_lr, threads=threads, **options)
     ck = _train_detector(encoder, items, out=out, config=cfg, progress=progress, log=log, cache_dir=cache_dir,
                          data_note={"inputs": [str(p) for p in paths],
                                     "annotations": str(annotations) if annotations else None})

@@ -170,8 +170,14 @@ def cmd_train_detector(a) -> int:
                    val_split=a.val_split, target_precision=a.target_precision, threshold_level=a.threshold_level,
                    stride=a.stride, finetune=a.finetune, encoder_lr=a.encoder_lr,
                    cache_dir=a.cache_dir, threads=a.threads, progress=not a.quiet, report_dir=a.report_dir or None,
-                   allow_unmatched=a.allow_unmatched)
+                   allow_unmatched=a.allow_unmatched,
+                   **{k: getattr(a, k) for k in _DETECTOR_OPTIONS if getattr(a, k) is not None})  # None: DetectorConfig's
     return 0
+
+
+#: train-detector options whose defaults live in DetectorConfig (passed only when given)
+_DETECTOR_OPTIONS = ("augment", "snr_low", "snr_high", "gain_db", "time_mask", "freq_mask", "mixup", "hard_negatives",
+                     "hard_negative_weight", "ensemble", "scale", "pcen_time", "device")
 
 
 def cmd_evaluate(a) -> int:
@@ -346,6 +352,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold-level", default="auto", choices=["auto", "event", "window"], dest="threshold_level",
                    help="choose the threshold on the regions' events in the validation recordings (event), or on "
                         "windows (window); auto: event when there are annotated events")
+    g = p.add_argument_group("generalisation (defaults: DetectorConfig's)")
+    g.add_argument("--augment", type=_number(lo=0, what="windows per vocal window"),
+                   help="mixed-in call windows per vocal training window (training calls in training backgrounds; 0: off)")
+    g.add_argument("--snr-low", type=float, dest="snr_low", help="lowest SNR (dB, in the band) of mixed-in calls")
+    g.add_argument("--snr-high", type=float, dest="snr_high", help="highest SNR (dB) of mixed-in calls")
+    g.add_argument("--gain-db", type=_number(lo=0, what="dB"), dest="gain_db", help="random gain of mixed windows, +- dB")
+    g.add_argument("--time-mask", type=_SIZE, dest="time_mask", help="SpecAugment time mask, up to this many frames")
+    g.add_argument("--freq-mask", type=_SIZE, dest="freq_mask", help="SpecAugment frequency mask, up to this many bins")
+    g.add_argument("--mixup", type=_number(lo=0, what="a Beta alpha"), help="mixup of training batches, Beta(a, a); 0: off")
+    g.add_argument("--hard-negatives", type=_SIZE, dest="hard_negatives",
+                   help="second pass with this many of the first pass's highest-scoring noise windows (0: off)")
+    g.add_argument("--hard-negative-weight", type=_number(lo=0, lo_open=True), dest="hard_negative_weight",
+                   help="loss weight of the hard negatives")
+    g.add_argument("--ensemble", type=_COUNT, help="detectors of seeds seed, seed+1, ...; scores averaged")
+    g.add_argument("--scale", choices=["log", "linear", "pcen"], help="front-end scale (default: the encoder's)")
+    g.add_argument("--pcen-time", type=_number(lo=0, lo_open=True, what="seconds"), dest="pcen_time",
+                   help="PCEN time constant, s")
+    g.add_argument("--device", choices=["auto", "cpu", "cuda"], help="auto: cuda when present")
     p.add_argument("--threads", type=_COUNT)
     _report_arg(p)
     p.add_argument("--quiet", action="store_true")
