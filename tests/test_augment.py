@@ -10,8 +10,7 @@ import math
 import numpy as np
 import pytest
 
-from sonotype.augment import (band_power, call_offset_range, cut_calls, mix_at_snr, mix_examples, mixup,
-                              spec_masks)
+from sonotype.augment import band_power, call_offset_range, cut_calls, mix_at_snr, mix_examples, mixup, spec_masks
 from sonotype.dataset import POSITIVE, Event, Item
 from sonotype.errors import ConfigError, DataError
 from sonotype.features import PRESETS, normalise, spectrogram
