@@ -268,7 +268,7 @@ def final_config(chosen: dict) -> DetectorConfig:
 
 
 def final(out: Path, encoder: Path, chosen: dict) -> int:
-    st = [sys.executable, "-m", "sonotype"]
+    st = [sys.executable, "-m", "sonotype.cli"]
     train = [str(D / r) for f in FOLDS for r in f]
     test = [str(D / r) for r in TEST]
     ann_all = (D / "annotations_train.csv").read_text().splitlines()
