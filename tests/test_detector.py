@@ -128,3 +128,105 @@ def test_threshold_can_be_chosen_on_separate_long_recordings(corpus, tmp_path):
         from dataclasses import replace
         train_detector(enc, items[:3], out=tmp_path / "u.pt", config=DetectorConfig(epochs=1),
                        threshold_items=[replace(items[3], events=None)], progress=False, log=lambda s: None)
+
+
+def _heads(ck):
+    return [ck["detector"]["head"]] + [m["head"] for m in ck["detector"]["ensemble"]]
+
+
+def test_seed_ensemble_is_carried_and_averaged_by_detect(corpus, tmp_path):
+    from sonotype.embed import file_embeddings, head_scores
+    from sonotype.model import DetectorHead
+    _, items, enc = corpus
+    ck = train_detector(enc, items[:4], out=tmp_path / "ens.pt", config=DetectorConfig(epochs=6, ensemble=3, seed=2),
+                        progress=False, log=lambda s: None)
+    assert len(ck["detector"]["ensemble"]) == 2 and ck["detector"]["config"]["ensemble"] == 3
+    heads = _heads(ck)
+    assert not np.allclose(heads[0]["net.1.weight"].numpy(), heads[1]["net.1.weight"].numpy())  # other seeds
+    m = load_model(tmp_path / "ens.pt", kind="detector")
+    assert len(m.members) == 2 and all(e is m.encoder for e, _ in m.members)  # frozen: one shared encoder
+    it = items[4]
+    got = file_scores(m, it.path, channel=it.channel, sample_rate=it.sample_rate)
+    z = file_embeddings(m.encoder, it.path, m.frontend, channel=it.channel, sample_rate=it.sample_rate)
+    want = []
+    for state in heads:  # by hand: each member's head on the shared embeddings, then the mean
+        h = DetectorHead(z.shape[1])
+        h.load_state_dict(state)
+        want.append(head_scores(h, z))
+    assert np.allclose(got, np.mean(want, axis=0), atol=1e-6)
+    assert not np.allclose(got, want[0], atol=1e-4)
+    # the seed-2 single detector is the ensemble's first member
+    one = train_detector(enc, items[:4], out=tmp_path / "one.pt", config=DetectorConfig(epochs=6, seed=2),
+                         progress=False, log=lambda s: None)
+    assert one["detector"]["ensemble"] == [] and np.allclose(one["detector"]["head"]["net.1.weight"].numpy(),
+                                                             heads[0]["net.1.weight"].numpy())
+
+
+def test_augmentation_and_hard_negatives_are_seeded(corpus, tmp_path):
+    _, items, enc = corpus
+    cfg = DetectorConfig(epochs=4, seed=1, augment=1.0, snr_low=-5.0, snr_high=5.0, time_mask=4, freq_mask=20,
+                         mixup=0.3, hard_negatives=10, threshold_level="window")
+    logs = []
+    a = train_detector(enc, items[:4], out=tmp_path / "a.pt", config=cfg, progress=False, log=logs.append)
+    b = train_detector(enc, items[:4], out=tmp_path / "b.pt", config=cfg, progress=False, log=lambda s: None)
+    assert any(line.startswith("augmentation:") for line in logs), logs
+    assert np.array_equal(a["detector"]["head"]["net.1.weight"].numpy(), b["detector"]["head"]["net.1.weight"].numpy())
+    c = train_detector(enc, items[:4], out=tmp_path / "c.pt", config=DetectorConfig(epochs=4, seed=1,
+                       threshold_level="window"), progress=False, log=lambda s: None)
+    assert not np.allclose(a["detector"]["head"]["net.1.weight"].numpy(), c["detector"]["head"]["net.1.weight"].numpy())
+    with pytest.raises(DataError, match="annotated calls"):
+        from dataclasses import replace
+        labelled = [replace(items[0], events=None, label=1), replace(items[1], events=None, label=0),
+                    replace(items[2], events=None, label=1), replace(items[3], events=None, label=0)]
+        train_detector(enc, labelled, out=tmp_path / "x.pt", config=DetectorConfig(epochs=1, augment=1.0,
+                       val_split="time", threshold_level="window"), progress=False, log=lambda s: None)
+
+
+def test_finetuned_pcen_ensemble_with_augmentation(corpus, tmp_path):
+    root, items, enc = corpus
+    cfg = DetectorConfig(epochs=1, finetune=True, stride=16, seed=0, ensemble=2, augment=0.5, time_mask=4,
+                         freq_mask=16, mixup=0.2, hard_negatives=8, scale="pcen", device="cpu")
+    ck = train_detector(enc, items[:4], out=tmp_path / "ftp.pt", cache_dir=root / "cache-pcen", config=cfg,
+                        progress=False, log=lambda s: None)
+    assert ck["frontend"]["scale"] == "pcen" and ck["detector"]["ensemble"][0]["encoder"] is not None
+    m = load_model(tmp_path / "ftp.pt", kind="detector")
+    assert m.frontend.scale == "pcen" and len(m.members) == 1 and m.members[0][0] is not m.encoder
+    it = items[4]
+    s = file_scores(m, it.path, channel=it.channel, sample_rate=it.sample_rate)
+    assert s.shape == (m.frontend.at_rate(it.sample_rate).n_windows(it.frames),) and np.isfinite(s).all()
+
+
+def test_detector_config_rejects_bad_values():
+    from sonotype.errors import ConfigError
+    for kw in ({"ensemble": 0}, {"snr_low": 5.0, "snr_high": 0.0}, {"augment": -1.0}, {"scale": "mel"}):
+        with pytest.raises(ConfigError):
+            DetectorConfig(**kw)
+    import torch
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="CUDA"):
+            from sonotype.train import pick_device
+            pick_device(DetectorConfig(device="cuda").device)
+
+
+def test_cli_generalisation_options_are_detector_config_fields(corpus, tmp_path):
+    from sonotype import cli
+    assert set(cli._DETECTOR_OPTIONS) <= set(DetectorConfig.__dataclass_fields__)
+    a = cli.build_parser().parse_args(["train-detector", "x.wav", "--encoder", "e.pt", "--out", "d.pt", "--augment", "2",
+                                       "--snr-low", "-3", "--time-mask", "4", "--ensemble", "3", "--scale", "pcen",
+                                       "--hard-negatives", "50", "--device", "cpu"])
+    given = {k: getattr(a, k) for k in cli._DETECTOR_OPTIONS if getattr(a, k) is not None}
+    assert given == {"augment": 2.0, "snr_low": -3.0, "time_mask": 4, "ensemble": 3, "scale": "pcen",
+                     "hard_negatives": 50, "device": "cpu"}
+    cfg = DetectorConfig(**given)
+    assert cfg.snr_high == DetectorConfig().snr_high  # untouched options keep DetectorConfig's default
+    _, items, enc = corpus
+    rc = cli.main(["train-detector", *[it.path for it in items[:4]], "--encoder", str(enc), "--out",
+                   str(tmp_path / "cli.pt"), "--epochs", "2", "--ensemble", "2", "--report-dir", "", "--quiet",
+                   "--annotations", str(_table(items[:4], tmp_path / "ann.csv"))])
+    assert rc == 0 and len(load_model(tmp_path / "cli.pt", kind="detector").members) == 1
+
+
+def _table(items, path):
+    rows = ["filename,start,end"] + [f"{it.path},{e.start},{e.end}" for it in items for e in it.events]
+    path.write_text("\n".join(rows) + "\n")
+    return path

@@ -11,6 +11,7 @@ if the cell holds none), then converts to dB as ``20*log10(max(mag, 1e-5))``.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -455,3 +456,52 @@ def test_frontend_dict_round_trip():
     for fe in list(PRESETS.values()) + [FrontEnd(reference_rate=48000.0, scale="linear")]:
         assert FrontEnd.from_dict(fe.to_dict()) == fe
     assert FrontEnd.from_dict({**NARW.to_dict(), "unknown_key": 1}) == NARW
+
+
+# ------------------------------------------------------------------------------ PCEN
+
+
+def ref_pcen(band: np.ndarray, sr: float, hop: int, time_constant: float) -> np.ndarray:
+    """PCEN one frame and one bin at a time (Lostanlen et al. 2019, eq. 1-2, their default constants),
+    smoother started at the first frame, times 10 (the front end's documented PCEN_SCALE)."""
+    t = time_constant * sr / hop
+    s = (math.sqrt(1 + 4 * t * t) - 1) / (2 * t * t)
+    out = np.zeros(band.shape)
+    for b in range(band.shape[1]):
+        m = band[0, b]
+        for f in range(band.shape[0]):
+            m = (1 - s) * m + s * band[f, b]
+            out[f, b] = 10.0 * ((band[f, b] / (1e-6 + m) ** 0.98 + 2.0) ** 0.5 - 2.0 ** 0.5)
+    return out
+
+
+@pytest.mark.parametrize("sr,fe", [(2000, replace(NARW, scale="pcen", n_bins=32)),
+                                   (48000, replace(DOLPHIN, scale="pcen", n_bins=24, pcen_time=0.06))])
+def test_pcen_matches_per_frame_reference(sr, fe):
+    x = make_signal(int(sr * 1.5) + 7, sr, seed=3)
+    fr = fe.at_rate(sr)
+    want = ref_pcen(ref_spectrogram(x, sr, replace(fe, scale="linear")), sr, fr.hop, fe.pcen_time)
+    got = spectrogram(x, fr)
+    assert got.shape == want.shape and got.dtype == np.float32
+    assert np.allclose(got, want, rtol=1e-4, atol=1e-4)
+    assert np.abs(got - spectrogram(x, replace(fe, pcen_time=4.0).at_rate(sr))).max() > 1e-2  # the time constant acts
+
+
+def test_pcen_is_gain_insensitive_and_streams(recordings):
+    """A 100x louder signal changes PCEN far less than it changes dB frames; block streaming is exact."""
+    path, x = recordings[2000]
+    fe = replace(NARW, scale="pcen")
+    fr = fe.at_rate(2000)
+    a, b = spectrogram(x, fr), spectrogram(100 * x, fr)
+    db = spectrogram(x, NARW.at_rate(2000))
+    assert np.abs(a - b).mean() < 0.2 * np.abs(db - spectrogram(100 * x, NARW.at_rate(2000))).mean()
+    got = np.concatenate([f for _, f in iter_frames(path, fe, sample_rate=2000, block_frames=1000)])
+    assert same(got, a)
+
+
+def test_pcen_frontend_round_trip_and_bad_time():
+    fe = replace(NARW, scale="pcen", pcen_time=1.5)
+    assert FrontEnd.from_dict(fe.to_dict()) == fe
+    assert FrontEnd.from_dict({k: v for k, v in NARW.to_dict().items() if k != "pcen_time"}) == NARW  # old checkpoints
+    with pytest.raises(ConfigError, match="pcen_time"):
+        replace(NARW, pcen_time=0.0)

@@ -10,7 +10,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "sonotype"
 #: the data flow, earliest first (README: io -> features -> model -> train/detect -> store -> analysis ->
 #: report -> web/cli)
 ORDER = ["errors", "params", "units", "runtime", "io", "resample", "features", "pooling", "features_torch", "model",
-         "sharedconv", "checkpoint", "metrics", "dataset", "framebank", "train", "embed", "infer", "backends",
+         "sharedconv", "checkpoint", "metrics", "dataset", "augment", "framebank", "train", "embed", "infer", "backends",
          "distill", "finetune", "regions", "events", "detector", "evaluate", "detect", "store",
          "batch", "export",
          "synth", "dtw", "sequences", "cluster", "agreement", "maps", "search", "clustereval", "discover",

@@ -69,6 +69,7 @@ class LoadedModel:
     checkpoint: dict
     head: DetectorHead | None = None
     threshold: float = 0.5
+    members: tuple = ()  # further (encoder, head) of a seed ensemble; scores are averaged over all (incl. the first)
 
     @property
     def version(self) -> str:
@@ -99,13 +100,23 @@ def load_model(path: str | Path, *, kind: str | None = None) -> LoadedModel:
     ck = load_checkpoint(path, kind=kind)
     try:
         enc = build_encoder(ck)
-        head, threshold = None, 0.5
+        head, threshold, members = None, 0.5, []
         if "detector" in ck:
             det = ck["detector"]
             head = DetectorHead(enc.config.embedding_dim, dropout=det.get("dropout", 0.5), hidden=det.get("hidden", 0))
             head.load_state_dict(det["head"])
             head.eval()
             threshold = float(det["threshold"])
+            members = []
+            for m in det.get("ensemble") or ():  # absent from single-detector checkpoints
+                h = DetectorHead(enc.config.embedding_dim, dropout=det.get("dropout", 0.5), hidden=det.get("hidden", 0))
+                h.load_state_dict(m["head"])
+                e = enc
+                if m.get("encoder") is not None:
+                    e = Encoder(enc.config)
+                    e.load_state_dict(m["encoder"])
+                members.append((e.eval(), h.eval()))
     except (KeyError, RuntimeError) as e:
         raise CheckpointError(f"{path}: checkpoint is incomplete or does not match its config ({e})") from e
-    return LoadedModel(str(path), enc, FrontEnd.from_dict(ck["frontend"]), ck.get("channel"), ck, head, threshold)
+    return LoadedModel(str(path), enc, FrontEnd.from_dict(ck["frontend"]), ck.get("channel"), ck, head, threshold,
+                       tuple(members))

@@ -147,6 +147,21 @@ describe(
     seed=Param(help="random seed"),
     threads=Param(check=COUNT, help="CPU threads (default: PyTorch's)"),
     device=Param(choices=DEVICES, help="where to train (auto: cuda when there is a GPU)"),
+    augment=Param(check=Number(lo=0, what="windows per vocal window"),
+                  help="mixed-in call windows per vocal training window (training calls in training backgrounds; 0: off)"),
+    snr_low=Param(help="lowest SNR (dB, in the band) of mixed-in calls"),
+    snr_high=Param(help="highest SNR (dB) of mixed-in calls"),
+    gain_db=Param(check=Number(lo=0, what="dB"), help="random gain of mixed windows, +- dB"),
+    time_mask=Param(check=SIZE, help="SpecAugment time mask, up to this many frames"),
+    freq_mask=Param(check=SIZE, help="SpecAugment frequency mask, up to this many bins"),
+    mixup=Param(check=Number(lo=0, what="a Beta alpha"), help="mixup of training batches, Beta(a, a); 0: off"),
+    hard_negatives=Param(check=SIZE, help="second pass with this many of the first pass's highest-scoring noise "
+                                          "windows (0: off)"),
+    hard_negative_weight=Param(check=Number(lo=0, lo_open=True), help="loss weight of the hard negatives"),
+    ensemble=Param(check=COUNT, help="detectors of seeds seed, seed+1, ...; scores averaged"),
+    scale=Param(choices=SCALES, help="front-end scale for the detector (e.g. pcen); default: the encoder's"),
+    pcen_time=Param(check=Number(lo=0, lo_open=True, what="seconds"),
+                    help="PCEN smoothing time constant, s (default: the encoder's front end's)"),
 )
 
 
@@ -161,7 +176,9 @@ class FrontEndChoice:
                                help="highest frequency of the band, Hz (the presets' None: Nyquist)")
     n_fft: int | None = param(None, check=Number(int, lo=2, what="samples"), help="STFT window length, samples")
     hop: int | None = param(None, check=Number(int, lo=1, what="samples"), help="STFT hop, samples")
-    scale: str | None = param(None, choices=SCALES, help="magnitude scale")
+    scale: str | None = param(None, choices=SCALES, help="magnitude scale (pcen: per-channel energy normalisation)")
+    pcen_time: float | None = param(None, check=Number(lo=0, lo_open=True, what="seconds"),
+                                    help="PCEN smoothing time constant, s (the presets': 0.4)")
     window_stride: int | None = param(None, check=COUNT,
                                       help="frames between windows, kept in the model (the presets': half a window)")
     reference_rate: float | None = param(None, check=Number(lo=0, lo_open=True, what="Hz"),
@@ -172,7 +189,8 @@ class FrontEndChoice:
         if self.preset not in PRESETS:
             raise ConfigError(f"unknown preset {self.preset!r}; expected one of {', '.join(PRESETS)}")
         return with_overrides(PRESETS[self.preset], fmin=self.fmin, fmax=self.fmax, n_fft=self.n_fft, hop=self.hop,
-                              scale=self.scale, stride=self.window_stride, reference_rate=self.reference_rate)
+                              scale=self.scale, stride=self.window_stride, reference_rate=self.reference_rate,
+                              pcen_time=self.pcen_time)
 
 
 # ---------------------------------------------------------------------------- one config per command

@@ -55,11 +55,22 @@ def head_scores(head: DetectorHead, embeddings: np.ndarray) -> np.ndarray:
 
 def file_scores(model: LoadedModel, path: str | Path, *, channel: int, sample_rate: float, batch: int = 64,
                 block_frames: int = DEFAULT_BLOCK) -> np.ndarray:
-    """Detector score of every window of a file, ``(N,)`` in [0, 1], streamed."""
+    """Detector score of every window of a file, ``(N,)`` in [0, 1], streamed; a seed ensemble's scores are
+    averaged over its members (each distinct encoder streams the file once)."""
     if model.head is None:
         raise CheckpointError(f"{model.path}: holds an encoder only; scoring needs a detector checkpoint "
                               "(sonotype train-detector)")
-    parts = [head_scores(model.head, e) for _, e in iter_file_embeddings(
-        model.encoder, path, model.frontend, channel=channel, sample_rate=sample_rate, batch=batch,
-        block_frames=block_frames)]
-    return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+    members = [(model.encoder, model.head), *model.members]
+    if len(members) == 1:
+        parts = [head_scores(model.head, e) for _, e in iter_file_embeddings(
+            model.encoder, path, model.frontend, channel=channel, sample_rate=sample_rate, batch=batch,
+            block_frames=block_frames)]
+        return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+    total = None
+    for enc in {id(e): e for e, _ in members}.values():
+        heads = [h for e, h in members if e is enc]
+        parts = [np.sum([head_scores(h, z).astype(np.float64) for h in heads], axis=0) for _, z in iter_file_embeddings(
+            enc, path, model.frontend, channel=channel, sample_rate=sample_rate, batch=batch, block_frames=block_frames)]
+        sc = np.concatenate(parts) if parts else np.zeros(0)
+        total = sc if total is None else total + sc
+    return (total / len(members)).astype(np.float32)

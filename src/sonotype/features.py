@@ -15,6 +15,7 @@ from typing import Iterator
 
 import numpy as np
 import scipy.fft
+import scipy.signal
 
 from . import units
 from .errors import AudioError, ConfigError
@@ -22,9 +23,12 @@ from .io import DEFAULT_BLOCK, iter_blocks
 
 #: amplitude floor for the log scale (dB = 20*log10(max(|X|, AMIN)))
 AMIN = 1e-5
-
-#: magnitude scales of the front end: dB or linear
-SCALES = ("log", "linear")
+#: magnitude scales of the front end
+SCALES = ("log", "linear", "pcen")
+#: PCEN constants (Lostanlen et al. 2019, "Per-channel energy normalization: why and how", their defaults):
+#: gain alpha, bias delta, power r, floor eps. PCEN_SCALE multiplies the result so that a window's spread is
+#: of the order of the dB front end's, and the per-window normalisation (x - mean) / (std + 1) treats both alike.
+PCEN_GAIN, PCEN_BIAS, PCEN_POWER, PCEN_EPS, PCEN_SCALE = 0.98, 2.0, 0.5, 1e-6, 10.0
 
 
 @dataclass(frozen=True)
@@ -34,7 +38,8 @@ class FrontEnd:
     ``n_fft`` and ``hop`` are in samples at the file's own rate unless ``reference_rate`` is
     set, in which case they are given at ``reference_rate`` and scaled to each file's rate so
     that frames last the same time whatever the rate. ``fmin``/``fmax`` are in Hz
-    (``fmax=None``: Nyquist). ``scale`` is ``"log"`` (dB) or ``"linear"`` magnitude.
+    (``fmax=None``: Nyquist). ``scale`` is ``"log"`` (dB), ``"linear"`` magnitude or ``"pcen"``
+    (per-channel energy normalisation of the magnitude, smoothed over ``pcen_time`` seconds; see :func:`pcen`).
     """
 
     n_fft: int = 512
@@ -47,12 +52,15 @@ class FrontEnd:
     stride: int = 16
     reference_rate: float | None = None
     centre_bins: bool = False  # subtract each bin's mean over the window before normalising
+    pcen_time: float = 0.4  # seconds: PCEN's smoothing time constant (scale 'pcen' only)
 
     def __post_init__(self):
         if self.n_fft < 8 or self.hop < 1 or self.hop > self.n_fft:
             raise ConfigError(f"need n_fft >= 8 and 1 <= hop <= n_fft, got n_fft={self.n_fft}, hop={self.hop}")
         if self.scale not in SCALES:
-            raise ConfigError(f"scale must be 'log' or 'linear', got {self.scale!r}")
+            raise ConfigError(f"scale must be one of {SCALES}, got {self.scale!r}")
+        if not self.pcen_time > 0:
+            raise ConfigError(f"pcen_time must be > 0 s, got {self.pcen_time}")
         if self.window < 2 or not 1 <= self.stride <= self.window:
             raise ConfigError(f"need window >= 2 and 1 <= stride <= window, got {self.window}/{self.stride}")
         if self.n_bins < 2:
@@ -82,7 +90,8 @@ class FrontEnd:
                 f"{sample_rate:g} Hz audio; choose fmin/fmax below {nyq:g} Hz (e.g. --preset narw for 2 kHz data)")
         return Framing(sample_rate=float(sample_rate), n_fft=n_fft, hop=hop, fmin=float(self.fmin),
                        fmax=float(fmax), n_bins=self.n_bins, scale=self.scale,
-                       window=self.window, stride=self.stride, centre_bins=self.centre_bins)
+                       window=self.window, stride=self.stride, centre_bins=self.centre_bins,
+                       pcen_time=self.pcen_time)
 
 
 #: named front ends. dolphin: the original's band (2 kHz to Nyquist); narw: right-whale upcalls (50-300 Hz)
@@ -117,6 +126,7 @@ class Framing:
     window: int
     stride: int
     centre_bins: bool = False
+    pcen_time: float = 0.4
     band: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -213,12 +223,52 @@ def stft_magnitude(x: np.ndarray, *, n_fft: int, hop: int) -> np.ndarray:
     return np.abs(spec).astype(np.float32, copy=False)
 
 
-def spectrogram(x: np.ndarray, framing: Framing) -> np.ndarray:
-    """Band spectrogram ``(F, B)`` float32 of mono samples ``x`` ``(n,)`` (dB if ``framing.scale == 'log'``)."""
-    mag = stft_magnitude(x, n_fft=framing.n_fft, hop=framing.hop) @ framing.band  # (F, B)
+def pcen_smoothing(time_constant: float, *, sample_rate: float, hop: int) -> float:
+    """PCEN's one-pole smoothing coefficient ``s`` for a time constant in seconds (frames ``hop`` samples apart)."""
+    t = time_constant * sample_rate / hop  # frames
+    return float((np.sqrt(1.0 + 4.0 * t * t) - 1.0) / (2.0 * t * t))
+
+
+def pcen(mag: np.ndarray, *, smoothing: float, state: np.ndarray | None = None, gain: float = PCEN_GAIN,
+         bias: float = PCEN_BIAS, power: float = PCEN_POWER, eps: float = PCEN_EPS
+         ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel energy normalisation (Lostanlen et al. 2019) of magnitudes ``mag`` ``(F, B)``.
+
+    ``M[t] = (1 - s) M[t-1] + s E[t]`` smooths each bin over time (``s`` = ``smoothing``); the output is
+    ``PCEN_SCALE * ((E / (eps + M)**gain + bias)**power - bias**power)`` ``(F, B)`` float32. ``state`` is the
+    ``(B,)`` smoother value before the first frame (None: the first frame's own, a steady start); the
+    returned state continues the stream, so blocks processed one after the other give the whole file's frames.
+    """
+    e = np.asarray(mag, np.float64)  # (F, B)
+    if e.shape[0] == 0:
+        return np.zeros(e.shape, np.float32), (np.zeros(e.shape[1]) if state is None else state)
+    prev = e[0] if state is None else np.asarray(state, np.float64)  # (B,)
+    zi = ((1.0 - smoothing) * prev)[None, :]  # (1, B) lfilter state of y[n] = s x[n] + (1 - s) y[n-1]
+    m, _ = scipy.signal.lfilter([smoothing], [1.0, smoothing - 1.0], e, axis=0, zi=zi)  # (F, B)
+    out = (e / (eps + m) ** gain + bias) ** power - bias ** power
+    return (PCEN_SCALE * out).astype(np.float32), m[-1]
+
+
+def band_magnitude(x: np.ndarray, framing: Framing) -> np.ndarray:
+    """Band magnitudes ``(F, B)`` float32 of mono samples ``x`` ``(n,)``."""
+    return stft_magnitude(x, n_fft=framing.n_fft, hop=framing.hop) @ framing.band  # (F, B)
+
+
+def scale_frames(mag: np.ndarray, framing: Framing, *, state: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Band magnitudes ``(F, B)`` -> the front end's scale; returns the frames and the PCEN state (else None)."""
     if framing.scale == "log":
-        return 20.0 * np.log10(np.maximum(mag, AMIN))
-    return mag
+        return 20.0 * np.log10(np.maximum(mag, AMIN)), None
+    if framing.scale == "pcen":
+        return pcen(mag, smoothing=pcen_smoothing(framing.pcen_time, sample_rate=framing.sample_rate,
+                                                   hop=framing.hop), state=state)
+    return mag, None
+
+
+def spectrogram(x: np.ndarray, framing: Framing) -> np.ndarray:
+    """Band spectrogram ``(F, B)`` float32 of mono samples ``x`` ``(n,)``: dB if ``framing.scale == 'log'``,
+    PCEN (from a steady start at the first frame) if 'pcen', else magnitude."""
+    return scale_frames(band_magnitude(x, framing), framing)[0]
 
 
 def normalise(windows: np.ndarray, *, centre_bins: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -268,11 +318,14 @@ def iter_frames(path: str | Path, frontend: FrontEnd, *, channel: int = 0, sampl
     framing = framing_for(frontend, sample_rate, path)
     carry = np.zeros(0, np.float32)
     next_frame = 0
+    state = None  # PCEN's smoother, carried from block to block
     for block in iter_blocks(path, channel=channel, block_frames=block_frames, start=start, stop=stop):
         buf = np.concatenate([carry, block.samples]) if carry.size else block.samples
         f = framing.n_frames(buf.shape[0])
         if f:
-            yield next_frame, spectrogram(buf[: (f - 1) * framing.hop + framing.n_fft], framing)
+            frames, state = scale_frames(band_magnitude(buf[: (f - 1) * framing.hop + framing.n_fft], framing), framing,
+                                         state=state)
+            yield next_frame, frames
             next_frame += f
             buf = buf[f * framing.hop:]
         carry = buf

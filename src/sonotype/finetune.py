@@ -4,7 +4,9 @@ The seed detector trains a head on a frozen encoder. Where the self-supervised e
 separate the calls from the background (right-whale upcalls under ship tones, say), updating the
 encoder too is the usual next step. Windows come from the on-disk frame cache, so memory stays
 bounded; each epoch sees every vocal window and a fresh random draw of noise windows
-(``negatives_per_positive`` of them per vocal window), which balances the classes.
+(``negatives_per_positive`` of them per vocal window), which balances the classes. Optional
+:class:`Augmentation`: extra (e.g. mixed-in call) windows, hard negatives seen every epoch with
+a weight, SpecAugment masks and mixup on every batch.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import metrics, units
+from .augment import mixup_pairs, spec_masks
 from .dataset import IGNORE, FrameCache, Item
 from .features import FrontEnd, normalise
 from .model import DetectorHead, Encoder
@@ -63,47 +66,85 @@ def window_batch(items: Sequence[Item], rows: np.ndarray, cache: FrameCache, fro
 
 
 def scores(encoder: Encoder, head: DetectorHead, items, data: LabelledWindows, cache: FrameCache, frontend: FrontEnd,
-           *, batch: int = 256) -> np.ndarray:
+           *, batch: int = 256, device: torch.device | str = "cpu") -> np.ndarray:
     encoder.eval(); head.eval()
     out = []
     with torch.inference_mode():
         for a in range(0, len(data.y), batch):
-            out.append(torch.sigmoid(head(encoder(window_batch(items, data.data[a:a + batch], cache, frontend)))).numpy())
+            x = window_batch(items, data.data[a:a + batch], cache, frontend).to(device)  # (b, W, B)
+            out.append(torch.sigmoid(head(encoder(x))).float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """What fine-tuning adds to each epoch: ``extra`` windows ``(E, W, B)`` (normalised) with labels ``(E,)``,
+    all seen every epoch; ``hard`` training-row indices (hard negatives) seen every epoch with weight
+    ``hard_weight``; SpecAugment masks up to ``time_mask`` frames / ``freq_mask`` bins and mixup
+    (Beta(``mixup``, ``mixup``); 0: off) on every training batch."""
+
+    extra: np.ndarray | None = None
+    extra_y: np.ndarray | None = None
+    hard: np.ndarray | None = None
+    hard_weight: float = 1.0
+    time_mask: int = 0
+    freq_mask: int = 0
+    mixup: float = 0.0
 
 
 def finetune(encoder: Encoder, items: Sequence[Item], train: LabelledWindows, val: LabelledWindows, cache: FrameCache,
              frontend: FrontEnd, *, epochs: int, lr: float, encoder_lr: float, batch_size: int, dropout: float,
-             hidden: int, negatives_per_positive: int, seed: int, progress: bool = True
+             hidden: int, negatives_per_positive: int, seed: int, augmentation: Augmentation = Augmentation(),
+             device: torch.device | str = "cpu", progress: bool = True
              ) -> tuple[Encoder, DetectorHead, list[dict]]:
     """Train a copy of ``encoder`` and a new head; keep the epoch with the best validation average precision."""
     torch.manual_seed(seed)
-    enc = copy.deepcopy(encoder)
-    head = DetectorHead(enc.config.embedding_dim, dropout=dropout, hidden=hidden)
+    aug = augmentation
+    enc = copy.deepcopy(encoder).to(device)
+    head = DetectorHead(enc.config.embedding_dim, dropout=dropout, hidden=hidden).to(device)
     opt = torch.optim.Adam([{"params": enc.parameters(), "lr": encoder_lr}, {"params": head.parameters(), "lr": lr}])
-    pos, neg = np.nonzero(train.y == 1)[0], np.nonzero(train.y == 0)[0]
+    hard = np.asarray(aug.hard if aug.hard is not None else [], np.int64)
+    pos, neg = np.nonzero(train.y == 1)[0], np.setdiff1d(np.nonzero(train.y == 0)[0], hard)
+    n_real, extra = len(train.y), aug.extra if aug.extra is not None else np.zeros((0,), np.float32)
+    weight = np.ones(n_real + len(extra), np.float32)
+    weight[hard] = aug.hard_weight
+    labels = np.concatenate([train.y, aug.extra_y if aug.extra is not None else np.zeros(0, np.int64)]).astype(np.float32)
     rng = np.random.default_rng(seed)
     best, best_state, history = -1.0, None, []
     for epoch in tqdm(range(epochs), desc="fine-tuning", disable=not progress, leave=False):
         enc.train(); head.train()
         k = min(neg.size, negatives_per_positive * max(pos.size, 1))
-        order = rng.permutation(np.concatenate([pos, rng.choice(neg, size=k, replace=False)]))
+        order = rng.permutation(np.concatenate([pos, hard, np.arange(n_real, n_real + len(extra)),
+                                                rng.choice(neg, size=k, replace=False)]))
         total = 0.0
         for a in range(0, order.size, batch_size):
             idx = order[a:a + batch_size]
-            x = window_batch(items, train.data[idx], cache, frontend)
-            y = torch.from_numpy(train.y[idx]).float()
-            pw = torch.tensor(float(negatives_per_positive))  # undo the sampling's class ratio
-            loss = F.binary_cross_entropy_with_logits(head(enc(x)), y, pos_weight=pw)
+            real, ext = idx[idx < n_real], idx[idx >= n_real] - n_real
+            parts = ([window_batch(items, train.data[real], cache, frontend).numpy()] if real.size else []) + \
+                    ([extra[ext]] if ext.size else [])
+            xb = np.concatenate(parts)  # (b, W, B) normalised windows
+            yb = np.concatenate([labels[real], labels[n_real + ext]])  # (b,)
+            wb = np.concatenate([weight[real], weight[n_real + ext]])  # (b,)
+            if aug.time_mask or aug.freq_mask:
+                xb = spec_masks(xb, rng, time=aug.time_mask, freq=aug.freq_mask)
+            x, y, w = (torch.from_numpy(np.ascontiguousarray(v, np.float32)).to(device) for v in (xb, yb, wb))
+            if aug.mixup > 0:
+                perm, lam = mixup_pairs(len(yb), rng, alpha=aug.mixup)
+                lt, pt = torch.from_numpy(lam.astype(np.float32)).to(device), torch.from_numpy(perm).to(device)
+                x = lt[:, None, None] * x + (1 - lt[:, None, None]) * x[pt]  # (b, W, B)
+                y, w = lt * y + (1 - lt) * y[pt], torch.maximum(w, w[pt])
+            pw = torch.tensor(float(negatives_per_positive), device=device)  # undo the sampling's class ratio
+            loss = F.binary_cross_entropy_with_logits(head(enc(x)), y, weight=w, pos_weight=pw)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             total += loss.item() * len(idx)
-        ap = metrics.average_precision(scores(enc, head, items, val, cache, frontend), val.y) if val.y.any() else 0.0
+        ap = metrics.average_precision(scores(enc, head, items, val, cache, frontend, device=device), val.y) \
+            if val.y.any() else 0.0
         history.append({"epoch": epoch + 1, "train_loss": total / max(order.size, 1), "val_average_precision": ap})
         if ap > best:
             best = ap
             best_state = (copy.deepcopy(enc.state_dict()), copy.deepcopy(head.state_dict()))
     if best_state is not None:
         enc.load_state_dict(best_state[0]); head.load_state_dict(best_state[1])
-    return enc.eval(), head.eval(), history
+    return enc.cpu().eval(), head.cpu().eval(), history
