@@ -210,14 +210,14 @@ def test_detector_config_rejects_bad_values():
 
 def test_cli_generalisation_options_are_detector_config_fields(corpus, tmp_path):
     from sonotype import cli
-    assert set(cli._DETECTOR_OPTIONS) <= set(DetectorConfig.__dataclass_fields__)
-    a = cli.build_parser().parse_args(["train-detector", "x.wav", "--encoder", "e.pt", "--out", "d.pt", "--augment", "2",
-                                       "--snr-low", "-3", "--time-mask", "4", "--ensemble", "3", "--scale", "pcen",
-                                       "--hard-negatives", "50", "--device", "cpu"])
-    given = {k: getattr(a, k) for k in cli._DETECTOR_OPTIONS if getattr(a, k) is not None}
-    assert given == {"augment": 2.0, "snr_low": -3.0, "time_mask": 4, "ensemble": 3, "scale": "pcen",
-                     "hard_negatives": 50, "device": "cpu"}
-    cfg = DetectorConfig(**given)
+    name, c = cli.parse(["train-detector", "x.wav", "--encoder", "e.pt", "--out", "d.pt", "--augment", "2",
+                         "--snr-low", "-3", "--time-mask", "4", "--ensemble", "3", "--scale", "pcen",
+                         "--hard-negatives", "50", "--device", "cpu"])
+    cfg = c.detector
+    given = {k: getattr(cfg, k) for k in ("augment", "snr_low", "time_mask", "ensemble", "scale", "hard_negatives",
+                                          "device")}
+    assert name == "train-detector" and given == {"augment": 2.0, "snr_low": -3.0, "time_mask": 4, "ensemble": 3,
+                                                  "scale": "pcen", "hard_negatives": 50, "device": "cpu"}
     assert cfg.snr_high == DetectorConfig().snr_high  # untouched options keep DetectorConfig's default
     _, items, enc = corpus
     rc = cli.main(["train-detector", *[it.path for it in items[:4]], "--encoder", str(enc), "--out",
