@@ -11,7 +11,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "sonotype"
 #: report -> web/cli)
 ORDER = ["errors", "units", "runtime", "io", "resample", "features", "model", "checkpoint", "metrics", "dataset", "train",
          "embed", "backends", "distill", "finetune", "regions", "events", "detector", "evaluate", "detect", "store",
-         "batch", "export",
+         "batch", "raydetect", "parallel", "export",
          "synth", "dtw", "sequences", "cluster", "agreement", "maps", "search", "clustereval", "discover",
          "curation", "render", "report", "api", "web", "demo", "cli"]
 

@@ -154,13 +154,18 @@ def info(paths: Sequence[str | Path], *, log: Callable[[str], None] = print) -> 
 
 def detect(paths: Sequence[str | Path], *, model: str | Path, db: str, threshold: float | None = None,
            merge_gap: float = 0.1, min_duration: float = 0.0, channel=None, metadata: dict | None = None,
-           metadata_table: str | Path | None = None, batch: int = 64, progress: bool = True,
-           log: Callable[[str], None] = print):
-    """Detect regions in every file under ``paths`` into database ``db`` (resumable, exactly once)."""
+           metadata_table: str | Path | None = None, batch: int = 64, workers: int = 1, ray: str | None = None,
+           progress: bool = True, log: Callable[[str], None] = print):
+    """Detect regions in every file under ``paths`` into database ``db`` (resumable, exactly once).
+
+    ``workers``: processes detecting files at once on this machine; ``ray``: ``auto`` or a Ray cluster's
+    address to spread the files over (``sonotype[ray]``). Either way this process alone writes to ``db``."""
     from .batch import detect_many
+    from .parallel import executor_for
     return detect_many(paths, model=model, db=db, threshold=threshold, merge_gap=merge_gap,
                        min_duration=min_duration, channel=channel, metadata=metadata,
-                       metadata_table=metadata_table, batch=batch, progress=progress, log=log)
+                       metadata_table=metadata_table, batch=batch, progress=progress, log=log,
+                       executor=executor_for(workers=workers, ray=ray))
 
 
 def runs(*, db: str, json_out: str | Path | None = None, log: Callable[[str], None] = print) -> list[dict]:

@@ -184,8 +184,8 @@ def cmd_detect(a) -> int:
     from .api import detect
     summary = detect(a.paths, model=a.model, db=a.db, threshold=a.threshold, merge_gap=a.merge_gap,
                      min_duration=a.min_duration, channel=_channel(a.channel), metadata=dict(a.meta or []),
-                     metadata_table=a.metadata, batch=a.batch, progress=not a.quiet)
-    return 1 if summary.failed else 0
+                     metadata_table=a.metadata, batch=a.batch, workers=a.workers, ray=a.ray, progress=not a.quiet)
+    return 1 if summary.failed or summary.unfinished else 0
 
 
 def cmd_export(a) -> int:
@@ -368,6 +368,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--meta", action="append", type=_meta, help="metadata key=value for every file (encounter, site, date)")
     p.add_argument("--metadata", help="CSV with a filename column and metadata columns")
     p.add_argument("--batch", type=_COUNT, default=64, help="windows per encoder batch")
+    p.add_argument("--workers", type=_COUNT, default=1, help="processes detecting files at once (default 1)")
+    p.add_argument("--ray", help="spread the files over a Ray cluster: auto or its address (sonotype[ray])")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_detect)
 
