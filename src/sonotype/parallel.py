@@ -1,6 +1,7 @@
 """Detection in worker processes on one machine: ``sonotype detect --workers N``.
 
-N processes (a standard :class:`~concurrent.futures.ProcessPoolExecutor`, started with ``spawn``) each
+N processes (a standard :class:`~concurrent.futures.ProcessPoolExecutor`; workers are forked from a
+``forkserver`` that has imported sonotype and torch once, or started with ``spawn`` where there is none) each
 decode a file, run the front end, the encoder and the detector head, and send back only its regions;
 this process stays the one writer into the store (:func:`sonotype.batch.detect_many`). At most
 ``2 N`` files are in flight at once. Each worker runs ``cores // N`` torch threads, so the workers
@@ -16,7 +17,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import threading
-import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Iterator
@@ -45,18 +45,30 @@ def worker_threads(workers: int, cores: int | None = None) -> int:
     return max(1, (cores or available_cores()) // workers)
 
 
-def _exit_with(parent: int) -> None:
-    """End this worker when the writer is gone (killed: no one would read its results)."""
-    while os.getppid() == parent:
-        time.sleep(1.0)
-    os._exit(1)
+def _exit_with_writer() -> None:
+    """End this worker when the writer that started it is gone (its sentinel pipe closes, whether the
+    worker was spawned or forked by the fork server): a killed writer would otherwise leave its workers
+    running with no one to read their results."""
+    writer = multiprocessing.parent_process()
+    if writer is not None:
+        writer.join()
+        os._exit(1)
 
 
-def _start_worker(model: LoadedModel, params: DetectParams, threads: int, parent: int) -> None:
+def _start_worker(model: LoadedModel, params: DetectParams, threads: int) -> None:
     global _state
     set_threads(threads)
     _state = (model, params)
-    threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
+    threading.Thread(target=_exit_with_writer, daemon=True).start()
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    """Never a plain fork of a process that holds torch threads and a database connection."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["sonotype.batch"])  # torch and the detection code, imported once
+        return ctx
+    return multiprocessing.get_context("spawn")
 
 
 def _detect(job: FileJob) -> FileOutcome:
@@ -78,8 +90,8 @@ def process_pool(workers: int, *, threads: int | None = None) -> Executor:
         raise ConfigError(f"threads must be an int >= 1, got {threads!r}")
 
     def run(model: LoadedModel, params: DetectParams, jobs: Iterator[FileJob]) -> Iterator[FileOutcome]:
-        ctx = multiprocessing.get_context("spawn")  # no fork of a process holding torch threads or a database
-        initargs = (model, params, threads or worker_threads(workers), os.getpid())
+        ctx = _context()
+        initargs = (model, params, threads or worker_threads(workers))
         jobs = iter(jobs)
         pending: dict[Future, FileJob] = {}
         pool: ProcessPoolExecutor | None = None
