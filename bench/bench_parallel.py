@@ -151,6 +151,8 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=64, help="windows per encoder batch (default 64)")
     p.add_argument("--threshold", type=float, default=0.485,
                    help="region threshold (default 0.485, as bench_detect.py: the placeholder's scores sit near it)")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="rounds over all rows, interleaved (a shared machine's load drifts); the best wall counts")
     p.add_argument("--quick", action="store_true", help="smoke run: 4 files x 2 min")
     p.add_argument("--worker", choices=["plain", "pool", "ray"], help=argparse.SUPPRESS)
     p.add_argument("--n", type=int, help=argparse.SUPPRESS)
@@ -196,13 +198,22 @@ def main(argv=None) -> int:
         plan += [(f"--workers {n}", "pool", n, args.threads) for n in args.workers if n != 1]
         if have_ray:
             plan.append((f"--ray auto (local, {ray_cpus} CPUs)", "ray", ray_cpus, args.threads))
+        runs: list[list[dict]] = [[] for _ in plan]
+        for rep in range(max(1, args.repeats)):
+            for i, (name, kind, n, threads) in enumerate(plan):
+                print(f"{name} (round {rep + 1}) ...", file=sys.stderr)
+                db = tmp / f"r{i}_{rep}.db"
+                cmd = [sys.executable, os.path.abspath(__file__), "--worker", kind, "--n", str(n), "--data",
+                       str(data), "--model", str(model), "--db", str(db), "--threads", str(threads), "--batch",
+                       str(args.batch), "--threshold", str(args.threshold), "--files", str(args.files)]
+                runs[i].append(run_json_worker(cmd, threads=threads))
+                db.unlink()
         rows = []
-        for i, (name, kind, n, threads) in enumerate(plan):
-            print(f"{name} ...", file=sys.stderr)
-            cmd = [sys.executable, os.path.abspath(__file__), "--worker", kind, "--n", str(n), "--data", str(data),
-                   "--model", str(model), "--db", str(tmp / f"r{i}.db"), "--threads", str(threads),
-                   "--batch", str(args.batch), "--threshold", str(args.threshold), "--files", str(args.files)]
-            rows.append((name, n, run_json_worker(cmd, threads=threads)))
+        for (name, _, n, _), rs in zip(plan, runs):
+            best = min(rs, key=lambda r: r["wall"])
+            best = {**best, "walls": sorted(r["wall"] for r in rs), "tree_peak_mb": max(r["tree_peak_mb"] for r in rs),
+                    "same": all((r["regions"], r["digest"]) == (rs[0]["regions"], rs[0]["digest"]) for r in rs)}
+            rows.append((name, n, best))
     load_after = load3()
 
     base = rows[0][2]
@@ -216,19 +227,21 @@ def main(argv=None) -> int:
            + (f", ray {ray.__version__}" if have_ray else ""),
            f"- load average (1/5/15 min) before: {load_before}; after: {load_after} "
            "(above the CPU count: other processes shared the cores)",
-           f"- total bench time {time.perf_counter() - t_all:.0f} s\n",
-           "| run | processes x torch threads | wall s | x real time | vs baseline | peak RSS, all processes MiB "
-           "| regions | same regions as baseline | load at start |",
-           "|---|---|---:|---:|---:|---:|---:|---|---:|"]
+           f"- {max(1, args.repeats)} interleaved round(s); wall = the best round (all rounds listed); "
+           f"total bench time {time.perf_counter() - t_all:.0f} s\n",
+           "| run | processes x torch threads | wall s (best) | x real time | vs baseline | wall s, every round "
+           "| peak RSS, all processes MiB | regions | same regions as baseline | load at start |",
+           "|---|---|---:|---:|---:|---|---:|---:|---|---:|"]
     for name, n, r in rows:
         x = r["audio_s"] / r["wall"]
         procs = "1 (this)" if name.startswith("1 process") else f"{n} + writer"
+        same = r["same"] and (r["regions"], r["digest"]) == (base["regions"], base["digest"])
         out.append(f"| {name} | {procs} x {r['threads']} | {r['wall']:.1f} | {x:.0f} | {x / bx:.2f} | "
-                   f"{r['tree_peak_mb']:,.0f} | {r['regions']} | "
-                   f"{'yes' if (r['regions'], r['digest']) == (base['regions'], base['digest']) else '**NO**'} | "
-                   f"{r['load_start']:.1f} |")
+                   f"{', '.join(f'{w:.0f}' for w in r['walls'])} | {r['tree_peak_mb']:,.0f} | {r['regions']} | "
+                   f"{'yes' if same else '**NO**'} | {r['load_start']:.1f} |")
     print("\n".join(out))
-    return 0 if all((r["regions"], r["digest"]) == (base["regions"], base["digest"]) for _, _, r in rows) else 1
+    return 0 if all(r["same"] and (r["regions"], r["digest"]) == (base["regions"], base["digest"])
+                    for _, _, r in rows) else 1
 
 
 if __name__ == "__main__":
