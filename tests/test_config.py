@@ -176,11 +176,10 @@ def test_detect_passes_what_the_batch_runner_takes(monkeypatch, tmp_path):
     assert kw["metadata"] == {"site": "A"} and kw["progress"] is True
     assert "batch" not in kw or takes["batch"].default is None  # not given: the runner's own default
     assert (tmp_path / "f.run1.detect.config.toml").is_file()
-    rc = cli.main(["detect", "x/", "--model", "d.pt", "--db", db, "--workers", "2"])
-    if "workers" in takes:
-        assert rc == 0 and calls[-1][1]["workers"] == 2
-    else:  # this build's runner has no workers: refused, not silently ignored
-        assert rc == 2
+    assert kw["executor"] is None  # one process: files detected in this one
+    assert cli.main(["detect", "x/", "--model", "d.pt", "--db", db, "--workers", "2", "--device", "cpu"]) == 0
+    kw = calls[-1][1]
+    assert kw["executor"].__qualname__.startswith("process_pool") and kw["device"] == "cpu"
 
 
 def test_export_labels_takes_run_and_the_old_run_id(monkeypatch, tmp_path, capsys):

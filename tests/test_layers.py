@@ -12,7 +12,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "sonotype"
 ORDER = ["errors", "params", "units", "runtime", "io", "resample", "features", "pooling", "features_torch", "model",
          "sharedconv", "checkpoint", "metrics", "dataset", "augment", "framebank", "train", "embed", "infer", "backends",
          "distill", "finetune", "regions", "events", "detector", "evaluate", "detect", "store",
-         "batch", "export",
+         "batch", "raydetect", "parallel", "export",
          "synth", "dtw", "sequences", "cluster", "agreement", "maps", "search", "clustereval", "discover",
          "curation", "render", "report", "config", "api", "web", "demo", "cli"]
 

@@ -163,10 +163,14 @@ def info(paths: Sequence[str | Path] | None = None, *, config: InfoRun | None = 
 def detect(paths: Sequence[str | Path] | None = None, *, config: DetectRun | None = None,
            log: Callable[[str], None] = print, **kw):
     """Detect regions in every file under ``paths`` into database ``db`` (resumable, exactly once;
-    ``sonotype detect``; fields: :class:`~sonotype.config.DetectRun`)."""
+    ``sonotype detect``; fields: :class:`~sonotype.config.DetectRun`). ``workers``: processes detecting files
+    at once on this machine; ``ray``: ``auto`` or a Ray cluster's address to spread the files over
+    (``sonotype[ray]``). Either way this process alone writes to ``db``."""
     from .batch import detect_many
+    from .parallel import executor_for
     c = _config(DetectRun, config, paths, **kw)
-    return detect_many(c.paths, **_accepted(detect_many, c, skip=("paths",)), log=log)
+    return detect_many(c.paths, **_accepted(detect_many, c, skip=("paths", "workers", "ray")), log=log,
+                       executor=executor_for(workers=c.workers, ray=c.ray))
 
 
 def _accepted(fn: Callable, c, *, skip: tuple[str, ...] = ()) -> dict:
