@@ -109,23 +109,27 @@ def pg_url():
         shutil.rmtree(base, ignore_errors=True)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request, tmp_path):
-    """A fresh, empty database per test: a SQLite file, or a private schema in the PostgreSQL test database."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'store.db'}"
-        return
+@pytest.fixture
+def pg_fresh_url(pg_url):
+    """A fresh, empty private schema in the PostgreSQL test database (tests never see each other's rows)."""
     import uuid
     from urllib.parse import quote
 
     import psycopg
     from psycopg import sql
 
-    base = request.getfixturevalue("pg_url")
     schema = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(base, autocommit=True) as conn:
+    with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-    sep = "&" if "?" in base else "?"
-    yield f"{base}{sep}options={quote(f'-csearch_path={schema}')}"
-    with psycopg.connect(base, autocommit=True) as conn:
+    sep = "&" if "?" in pg_url else "?"
+    yield f"{pg_url}{sep}options={quote(f'-csearch_path={schema}')}"
+    with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path):
+    """A fresh, empty database per test: a SQLite file, or a private schema in the PostgreSQL test database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    return request.getfixturevalue("pg_fresh_url")

@@ -118,13 +118,13 @@ def test_killed_run_resumes_with_no_region_lost_or_duplicated(model, tmp_path):
     assert regions_by_file(db) == regions_by_file(ref_db)
 
 
-def test_sqlite_and_postgresql_store_the_same_regions(model, tmp_path, pg_url):
+def test_sqlite_and_postgresql_store_the_same_regions(model, tmp_path, pg_fresh_url):
     data = tmp_path / "data"
     for i in range(2):
         tone_with_gaps(data / f"g{i}.wav", seconds=6, seed=i)
     thr = median_threshold(model, data / "g0.wav")
     out = []
-    for url in (f"sqlite:///{tmp_path / 'a.db'}", pg_url):
+    for url in (f"sqlite:///{tmp_path / 'a.db'}", pg_fresh_url):
         detect_many([data], model=model, db=url, threshold=thr, progress=False, log=lambda m: None)
         with open_store(url) as st:
             paths = {r.id: r.path for r in st.recordings()}

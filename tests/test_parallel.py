@@ -194,7 +194,7 @@ def local_ray():
 
 @pytest.mark.parametrize("store", ["sqlite", "postgresql"])
 def test_ray_stores_what_one_process_stores_exactly_once(corpus, local_ray, store, tmp_path, request):
-    url = f"sqlite:///{tmp_path / 'ray.db'}" if store == "sqlite" else request.getfixturevalue("pg_url")
+    url = f"sqlite:///{tmp_path / 'ray.db'}" if store == "sqlite" else request.getfixturevalue("pg_fresh_url")
     s = detect([corpus.data], model=corpus.model, db=url, threshold=corpus.thr, ray="auto", **quiet)
     assert (s.processed, len(s.failed), s.unfinished) == (FILES, 1, [])
     # (the PostgreSQL database is the session's: other tests' runs may be in it)

@@ -224,9 +224,9 @@ def test_regions_round_trip_exactly(store):
         assert type(got.start) is int and type(got.peak_score) is float
 
 
-def test_sqlite_and_postgresql_return_identical_regions(tmp_path, pg_url):
+def test_sqlite_and_postgresql_return_identical_regions(tmp_path, pg_fresh_url):
     out = []
-    for url in (f"sqlite:///{tmp_path / 'same.db'}", pg_url):
+    for url in (f"sqlite:///{tmp_path / 'same.db'}", pg_fresh_url):
         with open_store(url) as s:
             s.create_schema()
             base = len(s.recordings(limit=10**6))
