@@ -123,6 +123,25 @@ def part1(data: q.Data, out: Path, bands) -> list:
     return rows
 
 
+def part3(data: q.Data, out: Path, times=(0.8, 1.0, 2.5)) -> list:
+    """PCEN time constant around round 1's 1.5 s, with 200 hard negatives, same CV."""
+    cache_path = out / "cv-cache.json"
+    cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+    rows = []
+    print("\n== 3. PCEN time constant (with 200 hard negatives), validation (2-fold CV on the training files)")
+    for t in times:
+        scale = f"pcen{t:g}"
+        q.SCALES.setdefault(scale, {"scale": "pcen", "pcen_time": float(t)})
+        cfg = replace(q.BASE, **CHOSEN1)
+        ck = json.dumps([scale, sorted(CHOSEN1.items()), cfg.epochs, cfg.hidden])
+        if ck not in cache:
+            cache[ck] = q.cross_validate(data, scale, cfg)
+            cache_path.write_text(json.dumps(cache, indent=1))
+        rows.append({"name": f"PCEN T={t:g} s + 200 hard negatives", "options": {"pcen_time": t, **CHOSEN1}, **cache[ck]})
+        print(fmt(rows[-1]["name"], cache[ck]), flush=True)
+    return rows
+
+
 # ---------------------------------------------------------------- 2. BirdNET x16 head, event level
 
 def bn_emb(cache: Path, f: float, hop: float, rel: str) -> np.ndarray:
@@ -290,6 +309,9 @@ def main(argv=None) -> int:
     if "1" in a.parts:
         data = q.Data(out, Path(a.encoder))
         report["same_site"] = part1(data, out, call_bands(q.D / "annotations_train.csv"))
+        print(f"[{time.time() - t0:.0f} s]")
+    if "3" in a.parts:
+        report["pcen_time"] = part3(q.Data(out, Path(a.encoder)), out)
         print(f"[{time.time() - t0:.0f} s]")
     if "2" in a.parts:
         report["birdnet"] = part2(Path(a.bn_cache), final=not a.skip_final)
