@@ -16,12 +16,22 @@ then window AP. The held-out third is scored once, with the chosen setting.
 2. BirdNET V2.4 at x16 (cached embeddings of ``scripts/narw_backends.py``: 48-s windows of recording,
    one per 6 s) + logistic head. Localisation: the recording is cut into segments of ``res`` s; a
    segment's score pools the scores of every window that covers it (mean, max or min = the windows'
-   intersection); runs of segments above the threshold are the regions. Optionally the x16 score gates
+   intersection). Optionally the x16 score gates
    the x4 head's (12-s windows, one per 1.5 s; geometric mean) for a finer localisation. C, pooling,
-   resolution and threshold are chosen by the same CV at event level.
+   resolution and threshold are chosen by the same CV at event level. Regions: one ``res``-s region per
+   peak of the segment scores above the threshold (greedy suppression within NMS_S = 3 s, fixed, not
+   tuned): merging runs of high segments instead gives one region across a whole narw file, which the
+   overlap rule scores as F1 = 1.0 (every call overlapped, one region, zero false alarms).
+3. PCEN time constant 0.8 / 1.0 / 2.5 s around round 1's 1.5 s (with 200 hard negatives), same CV.
+   (A 3-seed ensemble of round 1's setting was already validated there: F1 0.604 < 0.611, not kept.)
 
-    python scripts/narw_quality2.py [--out runs/quality2] [--encoder ../main/runs/narw/encoder.pt]
-                                    [--bn-cache ../main/runs/narw-bn] [--skip-final]
+The setting with the best CV event F1 over all parts (then window AP) is the one scored on the held-out
+third; the part-2 final below scores the BirdNET head because it won on CV (F1 0.638 vs <= 0.625 for the
+LSTM-V3 rows). Validation rows are cached in ``OUT/cv-cache.json``; the BirdNET embeddings come from
+``scripts/narw_backends.py --speedups 4 16 --out runs/narw-bn`` (x16: hop 6 s, x4: hop 1.5 s).
+
+    PYTHONPATH=src python scripts/narw_quality2.py --parts 1 3 2 --out runs/quality2 \
+        --encoder runs/narw/encoder.pt --bn-cache runs/narw-bn
 """
 
 from __future__ import annotations
