@@ -88,13 +88,14 @@ class Data:
         return LabelledWindows(np.concatenate(xs), np.concatenate(ys), np.zeros(n, np.int64), np.zeros(n, np.int64))
 
 
-def train_heads(data: Data, scale: str, cfg: DetectorConfig, rels, val: LabelledWindows):
-    """The heads of an ensemble trained on files ``rels`` (library pieces, as train_detector's frozen path)."""
+def train_heads(data: Data, scale: str, cfg: DetectorConfig, rels, val: LabelledWindows, mixer=None):
+    """The heads of an ensemble trained on files ``rels`` (library pieces, as train_detector's frozen path).
+    ``mixer(items, frontend, count=, config=, seed=)`` makes the mixed-in windows (default: ``mixed_windows``)."""
     fe = data.frontend(scale)
     tr = data.labelled(scale, rels)
     if cfg.augment > 0:
-        w, y = mixed_windows([data.items[r] for r in rels], fe, count=int(round(cfg.augment * tr.y.sum())),
-                             config=cfg, seed=cfg.seed)
+        w, y = (mixer or mixed_windows)([data.items[r] for r in rels], fe, count=int(round(cfg.augment * tr.y.sum())),
+                                        config=cfg, seed=cfg.seed)
         e = embed_windows(data.model.encoder, w)
         tr = LabelledWindows(np.concatenate([tr.data, e]), np.concatenate([tr.y, y]),
                              np.zeros(len(tr.y) + len(y), np.int64), np.zeros(len(tr.y) + len(y), np.int64))
@@ -112,12 +113,12 @@ def train_heads(data: Data, scale: str, cfg: DetectorConfig, rels, val: Labelled
     return heads
 
 
-def cross_validate(data: Data, scale: str, cfg: DetectorConfig) -> dict:
+def cross_validate(data: Data, scale: str, cfg: DetectorConfig, mixer=None) -> dict:
     spans, ys, ss = {}, [], []
     for k in range(2):
         tr_rels, va_rels = FOLDS[1 - k], FOLDS[k]
         val = data.labelled(scale, va_rels)
-        heads = train_heads(data, scale, cfg, tr_rels, val)
+        heads = train_heads(data, scale, cfg, tr_rels, val, mixer=mixer)
         ys.append(val.y); ss.append(np.mean([head_scores(h, val.data) for h in heads], axis=0))
         fr = data.frontend(scale).at_rate(2000)  # stride 16, as detect windows
         for r in va_rels:
