@@ -28,7 +28,7 @@ DATA = Path(os.environ.get("SONOTYPE_DATA", Path(__file__).resolve().parents[2] 
 
 
 def audio(seconds: float) -> tuple[np.ndarray, int]:
-    from sonotype.io import read_audio
+    from sonotype.audio.io import read_audio
     parts, rate = [], 44100
     for f in sorted((DATA / "orca-calls" / "vocabulary").glob("*.wav")):
         x, rate = read_audio(f)
@@ -39,8 +39,8 @@ def audio(seconds: float) -> tuple[np.ndarray, int]:
 
 
 def worker(a) -> dict:
-    from sonotype.backends import load_backend
-    from sonotype.checkpoint import load_model
+    from sonotype.models.backends import load_backend
+    from sonotype.models.checkpoint import load_model
     from sonotype.runtime import tune_allocator
     x, rate = audio(a.seconds)
     if a.backend == "lstm":
@@ -75,10 +75,12 @@ def main(argv=None) -> int:
     model = a.model
     if not model:
         import tempfile
+
         import torch
-        from sonotype.checkpoint import save_checkpoint
-        from sonotype.features import PRESETS
-        from sonotype.model import Encoder, EncoderConfig
+
+        from sonotype.features.frontend import PRESETS
+        from sonotype.models.checkpoint import save_checkpoint
+        from sonotype.models.lstm_v3 import Encoder, EncoderConfig
         torch.manual_seed(0)
         fe = PRESETS["orca"]
         cfg = EncoderConfig(window=fe.window, n_bins=fe.n_bins)

@@ -5,7 +5,7 @@ For each N (default 1,000 and 10,000; lengths 20-60 windows, D=128, ``--protos``
 
 * ``all pairs``: DTW matrix -> average linkage at the 45th percentile (scipy) -> HDBSCAN;
   run where the matrix is affordable (``--full-limit`` s, extrapolated), else estimated.
-* ``kNN graph``: ``sonotype.discover.graph_clustering``, what `cluster` uses above ``max_full``
+* ``kNN graph``: ``sonotype.discovery.discover.graph_clustering``, what `cluster` uses above ``max_full``
   regions (threshold from the DTW of 20,000 random pairs -> k-nearest-neighbour DTW graph, k=10,
   50 mean-embedding candidates -> average linkage on the graph).
 * ``k-means`` on all window embeddings (k=24), each sequence by majority vote.
@@ -30,10 +30,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_dtw import clustered
 
-from sonotype.agreement import ari
-from sonotype.cluster import agglomerative, hdbscan, kmeans_sequences, silhouette_cut
-from sonotype.discover import DiscoverConfig, graph_clustering
-from sonotype.dtw import dtw_distance, dtw_matrix
+from sonotype.discovery.agreement import ari
+from sonotype.discovery.cluster import agglomerative, hdbscan, kmeans_sequences, silhouette_cut
+from sonotype.discovery.discover import DiscoverConfig, graph_clustering
+from sonotype.discovery.dtw import dtw_distance, dtw_matrix
 
 
 def timed(f):

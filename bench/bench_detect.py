@@ -6,7 +6,7 @@ frequency-modulated whistles) to a temporary directory, writes a seeded untraine
 checkpoint (``tests/helpers.placeholder_model``: the weights do not change the speed), then prints
 a markdown table:
 
-* **streaming**: ``sonotype.batch.detect_many`` into a fresh SQLite database, for every length:
+* **streaming**: ``sonotype.runner.batch.detect_many`` into a fresh SQLite database, for every length:
   decode block by block -> STFT -> band -> dB -> windows -> encoder -> detector head -> regions ->
   SQLite (plus the file's SHA-256 and the run registration). Wall seconds, x real time, peak RSS.
 * **naive** (the first length only): ``soundfile.read`` of the whole file, a per-frame Python loop
@@ -116,7 +116,7 @@ def write_synthetic(path: Path, hours: float, *, seed: int = 0) -> int:
 
 def worker_stream(args) -> dict:
     """``detect_many`` over one file into a fresh SQLite database."""
-    from sonotype.batch import detect_many
+    from sonotype.runner.batch import detect_many
     from sonotype.runtime import set_threads
     from sonotype.store import open_store
 
@@ -146,14 +146,14 @@ def worker_naive(args) -> dict:
     import soundfile as sf
     import torch
 
-    from sonotype.checkpoint import load_model
-    from sonotype.detect import default_rule
-    from sonotype.features import AMIN, framing_for, spectrogram
-    from sonotype.regions import find_regions
+    from sonotype.detection.detect import default_rule
+    from sonotype.detection.regions import find_regions
+    from sonotype.features.frontend import AMIN, framing_for, spectrogram
+    from sonotype.models.checkpoint import load_model
     from sonotype.runtime import set_threads, tune_allocator
 
     set_threads(args.threads)
-    tuned = tune_allocator()  # the streaming path calls it too (sonotype.embed): same allocator on both sides
+    tuned = tune_allocator()  # the streaming path calls it too (sonotype.models.embed): same allocator on both sides
     load_start = load1()
     base = rss_mb()
     stages = []  # (name, seconds, how, RSS MiB after the stage)
@@ -332,7 +332,7 @@ def main(argv=None) -> int:
     from helpers import placeholder_model
 
     from sonotype import __version__
-    from sonotype.features import PRESETS
+    from sonotype.features.frontend import PRESETS
 
     framing = PRESETS["dolphin"].at_rate(RATE)  # placeholder_model's default front end
     notes = []

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Benchmark sonotype.dtw: numba kernel vs a naive pure-Python DP, all-pairs matrix, kNN graph.
+"""Benchmark sonotype.discovery.dtw: numba kernel vs a naive pure-Python DP, all-pairs matrix, kNN graph.
 
 Prints markdown tables on stdout (progress on stderr):
 
@@ -69,7 +69,7 @@ def main() -> None:
     args = ap.parse_args()
     os.environ["NUMBA_NUM_THREADS"] = str(args.threads)  # before numba is imported
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
-    from sonotype.dtw import dtw_distance, dtw_matrix, knn_graph
+    from sonotype.discovery.dtw import dtw_distance, dtw_matrix, knn_graph
 
     rng = np.random.default_rng(0)
     dim = 128

@@ -31,12 +31,11 @@ from pathlib import Path
 import numpy as np
 from _common import load1, load3, peak_rss_mb, rss_mb, run_json_worker
 
-
 # ------------------------------------------------------------------------------------ helpers
 
 
 def frontend_for(args):
-    from sonotype.features import PRESETS
+    from sonotype.features.frontend import PRESETS
 
     return PRESETS[args.preset]
 
@@ -70,8 +69,8 @@ def write_synthetic(path: Path, *, minutes: float, rate: int, seed: int = 0) -> 
 
 def worker_frontend(args) -> dict:
     """Vectorised streaming front end over the whole file, ``--repeats`` passes."""
-    from sonotype.features import iter_windows
-    from sonotype.io import audio_info
+    from sonotype.audio.io import audio_info
+    from sonotype.features.frontend import iter_windows
 
     fe = frontend_for(args)
     info = audio_info(args.wav)
@@ -91,7 +90,7 @@ def worker_frontend(args) -> dict:
 
 def reference_windows(x: np.ndarray, framing) -> np.ndarray:
     """The obvious implementation: one frame at a time, one window at a time."""
-    from sonotype.features import AMIN
+    from sonotype.features.frontend import AMIN
 
     n_fft, hop = framing.n_fft, framing.hop
     hann = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
@@ -115,8 +114,8 @@ def reference_windows(x: np.ndarray, framing) -> np.ndarray:
 
 def worker_reference(args) -> dict:
     """Per-frame Python-loop reference on the first --ref-seconds; checks it matches the fast path."""
-    from sonotype.features import frames_to_windows, spectrogram
-    from sonotype.io import audio_info, read_audio
+    from sonotype.audio.io import audio_info, read_audio
+    from sonotype.features.frontend import frames_to_windows, spectrogram
 
     fe = frontend_for(args)
     info = audio_info(args.wav)
@@ -142,7 +141,7 @@ def worker_encoder(args) -> dict:
     """Encoder forward passes in inference mode at one batch size, allocator tuned or not."""
     import torch
 
-    from sonotype.model import Encoder, EncoderConfig
+    from sonotype.models.lstm_v3 import Encoder, EncoderConfig
     from sonotype.runtime import set_threads, tune_allocator
 
     tuned = tune_allocator() if args.tune else False
@@ -207,7 +206,7 @@ def main(argv=None) -> int:
         return 0
 
     from sonotype import __version__
-    from sonotype.features import PRESETS
+    from sonotype.features.frontend import PRESETS
 
     if args.preset not in PRESETS:
         p.error(f"--preset must be one of {', '.join(PRESETS)}")

@@ -7,10 +7,10 @@ One table, every row measured in this run on the same windows / the same file:
   48 kHz recording, front end ``dolphin``), and x real time at 48 kHz (11.72 windows per second
   of audio at n_fft 512, hop 256, windows of 32 frames every 16). Baseline: ``Encoder.forward``
   eager float32, batch 64, ``tune_allocator()`` (the plain path of ``embed.file_scores``).
-  Variants: shared local conv (:mod:`sonotype.sharedconv`, exact), channels_last, bf16 autocast,
+  Variants: shared local conv (:mod:`sonotype.models.sharedconv`, exact), channels_last, bf16 autocast,
   ``torch.compile`` (``--compile``), and on CUDA eager / bf16 / compiled at batch 8192.
 * **end to end** rows: decode -> front end -> encoder -> head -> regions of one synthetic
-  recording of ``--minutes`` (``detect.detect_file`` with a :class:`sonotype.infer.Scorer`), and
+  recording of ``--minutes`` (``detect.detect_file`` with a :class:`sonotype.models.infer.Scorer`), and
   ``batch.detect_many`` into SQLite (hashing, registration, commit) with the defaults.
 
 The model is the seeded untrained placeholder (``tests/helpers.placeholder_model``): weights do not
@@ -59,7 +59,7 @@ def time_it(fn, *, device: torch.device, n: int, min_s: float = 2.0) -> float:
 
 
 def encoder_rows(args, model, frames: np.ndarray, wins: np.ndarray, off: np.ndarray, sc: np.ndarray) -> list:
-    from sonotype.sharedconv import shared_forward
+    from sonotype.models.sharedconv import shared_forward
 
     enc = model.encoder.eval()
     rows = []
@@ -110,11 +110,11 @@ def encoder_rows(args, model, frames: np.ndarray, wins: np.ndarray, off: np.ndar
 
 
 def e2e_rows(args, model_path: Path, wav: Path, tmp: Path) -> list:
-    from sonotype.batch import detect_many
-    from sonotype.checkpoint import load_model
-    from sonotype.detect import detect_file
-    from sonotype.infer import Scorer
-    from sonotype.regions import RegionRule
+    from sonotype.detection.detect import detect_file
+    from sonotype.detection.regions import RegionRule
+    from sonotype.models.checkpoint import load_model
+    from sonotype.models.infer import Scorer
+    from sonotype.runner.batch import detect_many
 
     rows = []
     m = load_model(model_path)
@@ -164,9 +164,9 @@ def main() -> int:
     from bench_detect import write_synthetic
     from helpers import placeholder_model
 
-    from sonotype.features import PRESETS
+    from sonotype.features.frontend import PRESETS
+    from sonotype.models.sharedconv import iter_window_frames
     from sonotype.runtime import tune_allocator
-    from sonotype.sharedconv import iter_window_frames
 
     tune_allocator()
     load_before = load3()
@@ -175,7 +175,7 @@ def main() -> int:
         wav = tmp / "synthetic.wav"
         write_synthetic(wav, args.minutes / 60)
         model_path = placeholder_model(tmp / "placeholder.pt")
-        from sonotype.checkpoint import load_model
+        from sonotype.models.checkpoint import load_model
         model = load_model(model_path)
         first = next(iter_window_frames(wav, PRESETS["dolphin"], sample_rate=RATE, batch=256))
         _, frames, wins, off, sc = first

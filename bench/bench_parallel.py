@@ -1,10 +1,10 @@
 #!/usr/bin/env python
 """Benchmark parallel detection: one process versus worker processes versus a local Ray, end to end.
 
-Writes ``--files`` synthetic 48 kHz mono recordings of ``--minutes`` each (``sonotype.synth.
+Writes ``--files`` synthetic 48 kHz mono recordings of ``--minutes`` each (``sonotype.audio.synth.
 make_long_recording``: coloured ocean noise with whistles, burst pulses and click trains) and a
 seeded untrained detector checkpoint (``tests/helpers.placeholder_model``: the weights do not change
-the speed), then runs ``sonotype.batch.detect_many`` over the folder into a fresh SQLite database,
+the speed), then runs ``sonotype.runner.batch.detect_many`` over the folder into a fresh SQLite database,
 once per row, each row in a fresh subprocess:
 
 * **1 process (baseline)**: the default ``sonotype detect`` (files one after the other in this
@@ -91,8 +91,8 @@ class TreePeak(threading.Thread):
 
 def worker(args) -> dict:
     """One row: ``detect_many`` over the folder into a fresh database."""
-    from sonotype.batch import detect_many
-    from sonotype.parallel import process_pool, worker_threads
+    from sonotype.runner.batch import detect_many
+    from sonotype.runner.parallel import process_pool, worker_threads
     from sonotype.runtime import set_threads
     from sonotype.store import open_store
 
@@ -105,7 +105,7 @@ def worker(args) -> dict:
     elif args.worker == "ray":
         import ray
 
-        from sonotype.raydetect import ray_executor
+        from sonotype.runner.ray_cluster import ray_executor
         executor = ray_executor("auto")
         os.environ.pop("RAY_ADDRESS", None)
         t = time.perf_counter()
@@ -173,7 +173,7 @@ def main(argv=None) -> int:
     from helpers import placeholder_model
 
     from sonotype import __version__
-    from sonotype.synth import make_long_recording
+    from sonotype.audio.synth import make_long_recording
 
     have_ray = False
     if not args.no_ray:
@@ -220,7 +220,7 @@ def main(argv=None) -> int:
     bx = base["audio_s"] / base["wall"]
     out = [f"## sonotype {__version__}: parallel detection, end to end\n",
            f"- audio: {args.files} synthetic {RATE} Hz mono recordings x {args.minutes:g} min "
-           f"(`sonotype.synth.make_long_recording`) = {base['audio_s'] / 3600:.2f} h; placeholder detector, "
+           f"(`sonotype.audio.synth.make_long_recording`) = {base['audio_s'] / 3600:.2f} h; placeholder detector, "
            f"threshold {args.threshold}, batch {args.batch}; fresh SQLite database per row",
            f"- machine: {platform.machine()}, {os.cpu_count()} CPUs ({args.threads} used), "
            f"Python {platform.python_version()}, torch {torch.__version__}"

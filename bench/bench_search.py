@@ -31,8 +31,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import load3  # noqa: E402
 
-from sonotype.regions import Region  # noqa: E402
-from sonotype.search import IndexCache, similar_regions  # noqa: E402
+from sonotype.detection.regions import Region  # noqa: E402
+from sonotype.discovery.search import IndexCache, similar_regions  # noqa: E402
 from sonotype.store import open_store  # noqa: E402
 
 VERSION = "bench@1/stride4"

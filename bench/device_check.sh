@@ -19,11 +19,11 @@ import sys, os, numpy as np, torch
 from pathlib import Path
 from helpers import placeholder_model, tone_with_gaps
 from bench_detect import write_synthetic
-from sonotype.checkpoint import load_model
-from sonotype.embed import file_scores
-from sonotype.features import PRESETS, file_windows
-from sonotype.features_torch import iter_windows_torch
-from sonotype.infer import Scorer, ScoreJob
+from sonotype.models.checkpoint import load_model
+from sonotype.models.embed import file_scores
+from sonotype.features.frontend import PRESETS, file_windows
+from sonotype.features.torch_frontend import iter_windows_torch
+from sonotype.models.infer import Scorer, ScoreJob
 tmp = Path(sys.argv[1])
 wav = tmp / "s.wav"; write_synthetic(wav, 5 / 60)
 files = [(wav, "dolphin", 48000.0)]
@@ -64,8 +64,8 @@ import sys, time
 from pathlib import Path
 from helpers import placeholder_model
 from bench_detect import write_synthetic
-from sonotype.batch import detect_many
-from sonotype.regions import RegionRule
+from sonotype.runner.batch import detect_many
+from sonotype.detection.regions import RegionRule
 tmp = Path(sys.argv[1]); wav = tmp / "long.wav"
 t0 = time.perf_counter(); write_synthetic(wav, 2.0); print(f"wrote 2 h in {time.perf_counter() - t0:.0f} s")
 model = placeholder_model(tmp / "p.pt")

@@ -168,8 +168,8 @@ class Campaign:
         import numpy as np
         from helpers import placeholder_model, tone_with_gaps
 
-        from sonotype.checkpoint import load_model
-        from sonotype.embed import file_scores
+        from sonotype.models.checkpoint import load_model
+        from sonotype.models.embed import file_scores
         self.tone = tone_with_gaps
         self.model = placeholder_model(self.work / "placeholder.pt")
         self.data = self.work / "data"

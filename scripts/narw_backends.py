@@ -26,9 +26,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score
 from sklearn.preprocessing import StandardScaler
 
-from sonotype.backends import load_backend
-from sonotype.dataset import read_annotations
-from sonotype.io import audio_info
+from sonotype.audio.io import audio_info
+from sonotype.models.backends import load_backend
+from sonotype.training.dataset import read_annotations
 
 D = Path(os.environ.get("SONOTYPE_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")) / "narw-upcalls"
 FOLDS = [("narw/NOPP6_EST_20090328_000000.wav", "background/GSC_2000-05-19_00-00-00.wav"),

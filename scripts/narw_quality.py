@@ -6,7 +6,7 @@ each. Every setting (front-end scale dB/PCEN, mixed-in call augmentation and its
 masks, mixup, hard negatives, ensemble size, event threshold) is chosen by two-fold cross-validation on the
 training files only (fold = one narw + one background file; train on one fold, validate on the other).
 The path is the frozen self-supervised LSTM-V3 encoder with cached window embeddings (stride 8 frames)
-and a detector head (sonotype.detector.train_head), augmented windows embedded once per fold.
+and a detector head (sonotype.detection.detector.train_head), augmented windows embedded once per fold.
 Validation score: event F1 of the regions ``sonotype detect`` would make (windows at the front end's
 stride 16, overlap rule), pooled over both folds, at the event threshold chosen on those folds.
 
@@ -32,14 +32,14 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import beta, chi2
 
-from sonotype import metrics
-from sonotype.checkpoint import load_model
-from sonotype.dataset import IGNORE, FrameCache, load_items, make_items, read_annotations
-from sonotype.detector import DetectorConfig, mixed_windows, train_detector, train_head
-from sonotype.embed import embed_windows, file_embeddings, head_scores
-from sonotype.events import ScoredSpan, choose_event_threshold, span_event_scores
-from sonotype.finetune import Augmentation, LabelledWindows, finetune, label_windows
-from sonotype.regions import RegionRule
+from sonotype.detection.detector import DetectorConfig, mixed_windows, train_detector, train_head
+from sonotype.detection.events import ScoredSpan, choose_event_threshold, span_event_scores
+from sonotype.detection.regions import RegionRule
+from sonotype.models.checkpoint import load_model
+from sonotype.models.embed import embed_windows, file_embeddings, head_scores
+from sonotype.training import metrics
+from sonotype.training.dataset import IGNORE, FrameCache, load_items, make_items, read_annotations
+from sonotype.training.finetune import Augmentation, LabelledWindows, finetune, label_windows
 
 ROOT = Path(__file__).resolve().parents[1]
 D = Path(os.environ.get("SONOTYPE_DATA", ROOT.parent / "shared" / "data")) / "narw-upcalls"

@@ -53,11 +53,11 @@ from sklearn.preprocessing import StandardScaler
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import narw_quality as q  # noqa: E402
 
-from sonotype.augment import Call, cut_calls, mix_examples, spec_masks  # noqa: E402
-from sonotype.dataset import read_annotations  # noqa: E402
-from sonotype.detector import DetectorConfig  # noqa: E402
-from sonotype.events import score_events  # noqa: E402
-from sonotype.io import audio_info  # noqa: E402
+from sonotype.audio.io import audio_info  # noqa: E402
+from sonotype.detection.detector import DetectorConfig  # noqa: E402
+from sonotype.detection.events import score_events  # noqa: E402
+from sonotype.training.augment import Call, cut_calls, mix_examples, spec_masks  # noqa: E402
+from sonotype.training.dataset import read_annotations  # noqa: E402
 
 CHOSEN1 = dict(hard_negatives=200)  # round 1's choice on the pcen1.5 scale
 SCALE = "pcen1.5"

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from sonotype.backends import WaveformBackend, load_backend
-from sonotype.backends.base import BackendInfo
-from sonotype.checkpoint import save_checkpoint
-from sonotype.features import PRESETS, FrontEnd
-from sonotype.io import write_audio
-from sonotype.model import DetectorHead, Encoder, EncoderConfig
+from sonotype.audio.io import write_audio
+from sonotype.features.frontend import PRESETS, FrontEnd
+from sonotype.models.backends import WaveformBackend, load_backend
+from sonotype.models.backends.base import BackendInfo
+from sonotype.models.checkpoint import save_checkpoint
+from sonotype.models.lstm_v3 import DetectorHead, Encoder, EncoderConfig
 
 
 def tone_with_gaps(path: Path, *, seconds: float = 6.0, sr: int = 48000, seed: int = 0,
@@ -51,10 +51,10 @@ def detected_store(folder: Path, *, files: int) -> tuple[str, Path, list[Path]]:
     """A SQLite store (``folder/r.db``) of regions the placeholder model detects in ``files`` synthetic
     8-s recordings with three FM calls each, at a threshold of the first file's median score.
     Returns ``(url, model path, wavs)``."""
-    from sonotype.batch import detect_many
-    from sonotype.checkpoint import load_model
-    from sonotype.embed import file_scores
-    from sonotype.regions import RegionRule
+    from sonotype.detection.regions import RegionRule
+    from sonotype.models.checkpoint import load_model
+    from sonotype.models.embed import file_scores
+    from sonotype.runner.batch import detect_many
     model = placeholder_model(folder / "placeholder.pt")
     wavs = [tone_with_gaps(folder / f"r{i}.wav", seconds=8, seed=i, calls=((1.0, 2.0), (3.0, 3.6), (5.0, 6.5)))
             for i in range(files)]

@@ -8,7 +8,7 @@ from itertools import combinations
 import numpy as np
 import pytest
 
-from sonotype.agreement import agreement, ari, loo_nn_accuracy, nmi, purity
+from sonotype.discovery.agreement import agreement, ari, loo_nn_accuracy, nmi, purity
 from sonotype.errors import ConfigError
 
 
@@ -73,7 +73,7 @@ def test_loo_nn_accuracy_scores_only_repeated_types():
 
 
 def _distinct_unassigned(clusters: np.ndarray) -> np.ndarray:
-    """-1 made one singleton cluster each, as sonotype.agreement counts them (for scikit-learn's input)."""
+    """-1 made one singleton cluster each, as sonotype.discovery.agreement counts them (for scikit-learn's input)."""
     c = clusters.copy()
     free = c < 0
     c[free] = c.max(initial=0) + 1 + np.arange(free.sum())

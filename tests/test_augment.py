@@ -10,11 +10,19 @@ import math
 import numpy as np
 import pytest
 
-from sonotype.augment import band_power, call_offset_range, cut_calls, mix_at_snr, mix_examples, mixup, spec_masks
-from sonotype.dataset import POSITIVE, Event, Item
+from sonotype.audio.io import read_audio, write_audio
 from sonotype.errors import ConfigError, DataError
-from sonotype.features import PRESETS, normalise, spectrogram
-from sonotype.io import read_audio, write_audio
+from sonotype.features.frontend import PRESETS, normalise, spectrogram
+from sonotype.training.augment import (
+    band_power,
+    call_offset_range,
+    cut_calls,
+    mix_at_snr,
+    mix_examples,
+    mixup,
+    spec_masks,
+)
+from sonotype.training.dataset import POSITIVE, Event, Item
 
 SR = 2000
 BAND = (30.0, 400.0)

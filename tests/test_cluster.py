@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sonotype.cluster import (
+from sonotype.discovery.cluster import (
     agglomerative,
     canonical_labels,
     graph_agglomerative,
@@ -103,7 +103,7 @@ def test_bad_matrices_are_refused():
 
 
 def test_silhouette_cut_finds_the_number_of_groups():
-    from sonotype.cluster import silhouette_cut
+    from sonotype.discovery.cluster import silhouette_cut
     for centres in (((0, 0), (10, 0), (0, 10)), ((0, 0), (10, 0), (0, 10), (10, 10), (20, 20))):
         x, truth = blobs(n_per=6, centres=centres)
         c = silhouette_cut(euclid(x))

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from helpers import placeholder_model
 
-from sonotype.checkpoint import load_model
+from sonotype.audio.io import write_audio
+from sonotype.audio.synth import whistle
 from sonotype.cli import main
-from sonotype.clustereval import (
+from sonotype.discovery.clustereval import (
     REPRESENTATIONS,
     cluster_eval,
     label_from_name,
@@ -19,9 +20,8 @@ from sonotype.clustereval import (
     read_labels,
 )
 from sonotype.errors import DataError
-from sonotype.features import PRESETS
-from sonotype.io import write_audio
-from sonotype.synth import whistle
+from sonotype.features.frontend import PRESETS
+from sonotype.models.checkpoint import load_model
 
 
 def test_labels_from_names_and_tables(tmp_path):
@@ -90,7 +90,7 @@ def test_orca_catalog_types_are_recoverable_from_spectrogram_dtw(data_dir, tmp_p
 
 
 def test_mean_pooling_and_selection_prefer_the_setting_that_separates_types():
-    from sonotype.clustereval import pool_sequences, select_settings
+    from sonotype.discovery.clustereval import pool_sequences, select_settings
     rng = np.random.default_rng(0)
     labels = np.repeat(np.array(["a", "b", "c"]), 4)
     centre = {"a": 0.0, "b": 5.0, "c": 10.0}
@@ -106,7 +106,7 @@ def test_mean_pooling_and_selection_prefer_the_setting_that_separates_types():
 
 
 def test_score_intervals_hold_the_estimate_and_narrow_with_more_types():
-    from sonotype.clustereval import evaluate_representation, score_intervals
+    from sonotype.discovery.clustereval import evaluate_representation, score_intervals
     rng = np.random.default_rng(1)
 
     def run(n_types):
@@ -123,8 +123,8 @@ def test_score_intervals_hold_the_estimate_and_narrow_with_more_types():
 
 
 def test_loudest_chunks_find_the_calls(tmp_path):
-    from sonotype.clustereval import loudest_chunks
-    from sonotype.sequences import Clip
+    from sonotype.discovery.clustereval import loudest_chunks
+    from sonotype.discovery.sequences import Clip
     rate = 8000
     x = 0.01 * np.random.default_rng(0).standard_normal(rate * 20).astype(np.float32)
     for t in (3.0, 9.5, 15.0):  # three 1-s calls
@@ -154,9 +154,9 @@ def test_cli_cluster_eval_selects_on_another_set_and_gives_intervals(synthetic_c
 def test_a_mixed_rate_catalog_is_converted_not_skipped(synthetic_catalog, tmp_path):
     """A quarter of the clips at 22.05 kHz, under a band that reaches 10 kHz: every clip is scored,
     all converted to the collection's most common rate (48 kHz)."""
-    from sonotype.clustereval import collection_rate
-    from sonotype.io import read_audio
-    from sonotype.resample import resample
+    from sonotype.audio.io import read_audio
+    from sonotype.audio.resample import resample
+    from sonotype.discovery.clustereval import collection_rate
     d = tmp_path / "mixed"
     d.mkdir()
     for i, f in enumerate(sorted(synthetic_catalog.glob("*-*.wav"))):

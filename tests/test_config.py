@@ -15,12 +15,12 @@ from helpers import placeholder_model, tone_with_gaps
 
 from sonotype import api, cli, config
 from sonotype.config import DEFAULT_DB
-from sonotype.detector import DetectorConfig
-from sonotype.discover import DiscoverConfig
+from sonotype.detection.detector import DetectorConfig
+from sonotype.discovery.discover import DiscoverConfig
 from sonotype.errors import ConfigError
-from sonotype.features import PRESETS
+from sonotype.features.frontend import PRESETS
 from sonotype.params import build, index, load_toml, make, options, param, to_toml
-from sonotype.train import TrainConfig
+from sonotype.training.train import TrainConfig
 
 SRC = Path(cli.__file__).parent
 
@@ -163,7 +163,7 @@ def test_evaluate_min_overlap_defaults_to_the_models(monkeypatch, tmp_path):
 
 
 def test_detect_passes_what_the_batch_runner_takes(monkeypatch, tmp_path):
-    import sonotype.batch as batch
+    import sonotype.runner.batch as batch
 
     class Summary:
         failed, run_id = [], 1
@@ -183,7 +183,7 @@ def test_detect_passes_what_the_batch_runner_takes(monkeypatch, tmp_path):
 
 
 def test_export_labels_takes_run_and_the_old_run_id(monkeypatch, tmp_path, capsys):
-    import sonotype.curation as curation
+    import sonotype.discovery.curation as curation
     calls = record(monkeypatch, curation, "export_labels")
     out = str(tmp_path / "l.csv")
     assert cli.main(["export-labels", "--out", out, "--run", "3"]) == 0

@@ -1,7 +1,7 @@
-"""Tests of sonotype.dataset: file discovery, labels, annotation tables, splits and the frame cache.
+"""Tests of sonotype.training.dataset: file discovery, labels, annotation tables, splits and the frame cache.
 
 Window labels are checked against a brute-force loop over windows written here, and cached frames
-against :func:`sonotype.features.spectrogram` of the whole file.
+against :func:`sonotype.features.frontend.spectrogram` of the whole file.
 """
 
 from __future__ import annotations
@@ -12,12 +12,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sonotype import dataset
-from sonotype.dataset import (IGNORE, NEGATIVE, POSITIVE, Event, FrameCache, Item, LabelRule, find_audio,
-                              load_items, make_items, read_annotations, split_by_file, window_labels)
+from sonotype.audio.io import read_audio, write_audio
 from sonotype.errors import AudioError, DataError
-from sonotype.features import FrontEnd, iter_frames, spectrogram
-from sonotype.io import read_audio, write_audio
+from sonotype.features.frontend import FrontEnd, iter_frames, spectrogram
+from sonotype.training import dataset
+from sonotype.training.dataset import (
+    IGNORE,
+    NEGATIVE,
+    POSITIVE,
+    Event,
+    FrameCache,
+    Item,
+    LabelRule,
+    find_audio,
+    load_items,
+    make_items,
+    read_annotations,
+    split_by_file,
+    window_labels,
+)
 
 NARW = FrontEnd(n_fft=512, hop=64, fmin=40.0, fmax=1000.0)
 SR = 2000

@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 from helpers import placeholder_model, tone_with_gaps
 
-from sonotype.checkpoint import load_model
-from sonotype.dataset import Event, make_items
-from sonotype.detector import DetectorConfig, train_detector
-from sonotype.embed import file_scores
+from sonotype.audio.io import write_audio
+from sonotype.detection.detector import DetectorConfig, train_detector
+from sonotype.detection.evaluate import evaluate_detector, format_report
 from sonotype.errors import CheckpointError, DataError
-from sonotype.evaluate import evaluate_detector, format_report
-from sonotype.features import PRESETS
-from sonotype.io import write_audio
-from sonotype.train import TrainConfig, train_encoder
+from sonotype.features.frontend import PRESETS
+from sonotype.models.checkpoint import load_model
+from sonotype.models.embed import file_scores
+from sonotype.training.dataset import Event, make_items
+from sonotype.training.train import TrainConfig, train_encoder
 
 CALLS = {"a.wav": ((1.0, 2.0), (3.5, 4.2)), "b.wav": ((0.5, 1.5), (4.0, 5.5)), "c.wav": ((2.0, 3.0),),
          "d.wav": ((1.0, 1.8), (3.0, 4.5)), "e.wav": ((0.7, 2.2),)}
@@ -135,8 +135,8 @@ def _heads(ck):
 
 
 def test_seed_ensemble_is_carried_and_averaged_by_detect(corpus, tmp_path):
-    from sonotype.embed import file_embeddings, head_scores
-    from sonotype.model import DetectorHead
+    from sonotype.models.embed import file_embeddings, head_scores
+    from sonotype.models.lstm_v3 import DetectorHead
     _, items, enc = corpus
     ck = train_detector(enc, items[:4], out=tmp_path / "ens.pt", config=DetectorConfig(epochs=6, ensemble=3, seed=2),
                         progress=False, log=lambda s: None)
@@ -204,7 +204,7 @@ def test_detector_config_rejects_bad_values():
     import torch
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="CUDA"):
-            from sonotype.train import pick_device
+            from sonotype.training.train import pick_device
             pick_device(DetectorConfig(device="cuda").device)
 
 

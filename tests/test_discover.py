@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 from helpers import RMSBackend, birdnet_or_skip, detected_store
 
-from sonotype.checkpoint import load_model, model_version
+from sonotype.audio.io import read_audio
 from sonotype.cli import main as cli_main
-from sonotype.discover import DiscoverConfig, discover
-from sonotype.dtw import dtw_distance
-from sonotype.embed import file_embeddings
+from sonotype.discovery.discover import DiscoverConfig, discover
+from sonotype.discovery.dtw import dtw_distance
+from sonotype.discovery.search import SequenceIndex, similar_regions
+from sonotype.discovery.sequences import region_sequences, scale_sequences, sequence_key
 from sonotype.errors import ConfigError, DataError
-from sonotype.io import read_audio
-from sonotype.search import SequenceIndex, similar_regions
-from sonotype.sequences import region_sequences, scale_sequences, sequence_key
+from sonotype.models.checkpoint import load_model, model_version
+from sonotype.models.embed import file_embeddings
 from sonotype.store import open_store
 
 
@@ -41,7 +41,7 @@ def test_region_sequences_are_the_detectors_own_windows_and_are_stored_once(dete
             assert np.allclose(seqs[r.id], want, atol=1e-5)
         assert sorted(s.sequences(sequence_key(m, None))) == sorted(seqs)
         # stored: a second call computes nothing
-        import sonotype.sequences as sq
+        import sonotype.discovery.sequences as sq
         monkeypatch.setattr(sq, "embed_windows", lambda *a, **k: pytest.fail("re-ran the encoder"))
         again = region_sequences(s, run, m, stride=None)
         assert all(np.array_equal(again[k], seqs[k]) for k in seqs)

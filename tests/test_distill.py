@@ -7,13 +7,13 @@ import pytest
 import torch
 from helpers import RMSBackend, placeholder_model
 
-from sonotype.checkpoint import load_checkpoint, load_model
-from sonotype.dataset import FrameCache, load_items
-from sonotype.distill import DistillConfig, distill, pooled, span_batch, teacher_spans
+from sonotype.audio.io import write_audio
+from sonotype.audio.synth import whistle
 from sonotype.errors import ConfigError
-from sonotype.features import PRESETS
-from sonotype.io import write_audio
-from sonotype.synth import whistle
+from sonotype.features.frontend import PRESETS
+from sonotype.models.checkpoint import load_checkpoint, load_model
+from sonotype.training.dataset import FrameCache, load_items
+from sonotype.training.distill import DistillConfig, distill, pooled, span_batch, teacher_spans
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,7 @@ def test_distillation_lowers_the_held_out_loss_and_writes_an_encoder(corpus, tmp
 
 def test_pooled_is_the_mean_of_each_spans_windows():
     torch.manual_seed(0)
-    from sonotype.model import Encoder, EncoderConfig
+    from sonotype.models.lstm_v3 import Encoder, EncoderConfig
     enc = Encoder(EncoderConfig()).eval()
     head = torch.nn.Identity()
     x = torch.randn(5, 32, 256)

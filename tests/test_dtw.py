@@ -1,4 +1,4 @@
-"""sonotype.dtw against a slow, obvious full-matrix reference."""
+"""sonotype.discovery.dtw against a slow, obvious full-matrix reference."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from sonotype.dtw import band_half_width, dtw_distance, dtw_matrix, knn_graph
+from sonotype.discovery.dtw import band_half_width, dtw_distance, dtw_matrix, knn_graph
 from sonotype.errors import ConfigError, DataError
 
 
@@ -171,7 +171,7 @@ def test_bad_pairs_and_config():
 
 
 def test_dtw_pairs_equals_pair_by_pair_distances():
-    from sonotype.dtw import dtw_pairs
+    from sonotype.discovery.dtw import dtw_pairs
     rng = np.random.default_rng(7)
     seqs = [rng.normal(size=(int(rng.integers(1, 30)), 5)) for _ in range(9)]
     ii, jj = rng.integers(0, 9, 40), rng.integers(0, 9, 40)

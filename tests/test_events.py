@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sonotype.dataset import Event
-from sonotype.events import score_events
+from sonotype.detection.events import score_events
+from sonotype.training.dataset import Event
 
 
 def brute(regions, events, durations):
@@ -56,9 +56,9 @@ def test_pam_rule_matches_by_centre_within_the_tolerance():
 
 
 def test_event_threshold_is_the_best_event_f1_over_the_candidates():
-    from sonotype.events import ScoredSpan, choose_event_threshold, span_event_scores
-    from sonotype.features import FrontEnd
-    from sonotype.regions import RegionRule, find_regions
+    from sonotype.detection.events import ScoredSpan, choose_event_threshold, span_event_scores
+    from sonotype.detection.regions import RegionRule, find_regions
+    from sonotype.features.frontend import FrontEnd
     fr = FrontEnd(n_fft=512, hop=256, fmin=0.0).at_rate(8000)   # windows of 32 frames, stride 16: 0.512 s apart
     rng = np.random.default_rng(3)
     n = 400

@@ -7,10 +7,10 @@ import csv
 import numpy as np
 import pytest
 
+from sonotype.audio.io import read_audio, write_audio
+from sonotype.detection.regions import Region
 from sonotype.errors import ConfigError
-from sonotype.export import RegionRecord, audacity_labels, nonsilent_audio, raven_table, regions_table
-from sonotype.io import read_audio, write_audio
-from sonotype.regions import Region
+from sonotype.store.export import RegionRecord, audacity_labels, nonsilent_audio, raven_table, regions_table
 
 SR = 8000
 

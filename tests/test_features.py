@@ -1,4 +1,4 @@
-"""Tests of sonotype.features against a slow, obvious reference written here.
+"""Tests of sonotype.features.frontend against a slow, obvious reference written here.
 
 The reference takes one frame at a time (Python loop), multiplies it by a Hann window computed
 from its formula, takes ``numpy.fft.rfft`` in float64, maps the FFT magnitudes to the band with a
@@ -17,11 +17,23 @@ import numpy as np
 import pytest
 
 from sonotype import units
+from sonotype.audio.io import read_audio, write_audio
 from sonotype.errors import AudioError, ConfigError
-from sonotype.features import (AMIN, PRESETS, FrontEnd, WindowBatch, band_matrix, file_windows,
-                               frames_to_windows, iter_frames, iter_windows, normalise, spectrogram,
-                               stft_magnitude, with_overrides)
-from sonotype.io import read_audio, write_audio
+from sonotype.features.frontend import (
+    AMIN,
+    PRESETS,
+    FrontEnd,
+    WindowBatch,
+    band_matrix,
+    file_windows,
+    frames_to_windows,
+    iter_frames,
+    iter_windows,
+    normalise,
+    spectrogram,
+    stft_magnitude,
+    with_overrides,
+)
 
 NARW = FrontEnd(n_fft=512, hop=64, fmin=40.0, fmax=1000.0)  # the 2 kHz case of the brief
 DOLPHIN = FrontEnd()  # 2 kHz to Nyquist

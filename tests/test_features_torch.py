@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from sonotype.audio.io import open_recording, read_audio
 from sonotype.errors import ConfigError
-from sonotype.features import AMIN, PRESETS, file_windows, frames_to_windows, framing_for, spectrogram
-from sonotype.features_torch import TorchFraming, iter_windows_torch, resolve_device
-from sonotype.io import open_recording, read_audio
+from sonotype.features.frontend import AMIN, PRESETS, file_windows, frames_to_windows, framing_for, spectrogram
+from sonotype.features.torch_frontend import TorchFraming, iter_windows_torch, resolve_device
 
 CLIPS = {
     "dolphin 96 kHz 24-bit": ("dolphin-clips/silbido_FB272_3_04.wav", "dolphin"),

@@ -8,15 +8,15 @@ import pytest
 import torch
 from helpers import placeholder_model, tone_with_gaps
 
-from sonotype.batch import detect_many
-from sonotype.checkpoint import load_model
-from sonotype.detect import default_rule, detect_file
-from sonotype.embed import file_scores
+from sonotype.audio.io import open_recording
+from sonotype.detection.detect import default_rule, detect_file
+from sonotype.detection.regions import RegionRule
 from sonotype.errors import AudioError, ConfigError
-from sonotype.features import PRESETS, file_windows
-from sonotype.infer import DEFAULT_BATCH, InferConfig, ScoreJob, Scorer
-from sonotype.io import open_recording
-from sonotype.regions import RegionRule
+from sonotype.features.frontend import PRESETS, file_windows
+from sonotype.models.checkpoint import load_model
+from sonotype.models.embed import file_scores
+from sonotype.models.infer import DEFAULT_BATCH, InferConfig, ScoreJob, Scorer
+from sonotype.runner.batch import detect_many
 from sonotype.store import open_store
 
 NARW = "narw-upcalls/narw/NOPP6_EST_20090328_000000.wav"

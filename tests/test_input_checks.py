@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from helpers import placeholder_model, tone_with_gaps
-from sonotype.checkpoint import load_model
+
 from sonotype.cli import main
-from sonotype.embed import file_scores
+from sonotype.models.checkpoint import load_model
+from sonotype.models.embed import file_scores
 from sonotype.store import open_store
 
 CALLS = ((1.0, 2.0), (3.0, 3.6))
@@ -237,7 +237,7 @@ def test_failures_table_has_one_row_per_file_and_run_cleared_on_success(model, t
 
 
 def test_failure_of_a_known_recording_names_it_and_marks_it_failed(model, threshold, tmp_path, monkeypatch):
-    import sonotype.batch as batch
+    import sonotype.runner.batch as batch
     from sonotype.errors import AudioError
     data = tmp_path / "data"
     wav = tone_with_gaps(data / "late.wav", seconds=4, seed=1, calls=CALLS)
@@ -299,7 +299,7 @@ def test_detect_over_an_empty_folder_says_so_and_exits_non_zero(model, tmp_path,
 
 
 def test_curated_labels_of_files_sharing_a_base_name_go_back_to_their_own_file(model, threshold, tmp_path):
-    from sonotype.dataset import load_items
+    from sonotype.training.dataset import load_items
     for site, seed in (("site1", 4), ("site2", 5)):
         tone_with_gaps(tmp_path / site / "0001.wav", seconds=4, seed=seed, calls=CALLS if seed == 4 else ((0.5, 1.5),))
     db = f"sqlite:///{tmp_path / 'r.db'}"

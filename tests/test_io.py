@@ -1,4 +1,4 @@
-"""Tests of sonotype.io: decoding, block streaming, channel choice and bad input."""
+"""Tests of sonotype.audio.io: decoding, block streaming, channel choice and bad input."""
 
 from __future__ import annotations
 
@@ -13,10 +13,19 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from sonotype import io
+from sonotype.audio import io
+from sonotype.audio.io import (
+    AudioInfo,
+    Recording,
+    audio_info,
+    file_hash,
+    iter_blocks,
+    open_recording,
+    read_audio,
+    select_channel,
+    write_audio,
+)
 from sonotype.errors import AudioError, ConfigError, DecoderMissingError, SonotypeError
-from sonotype.io import (AudioInfo, Recording, audio_info, file_hash, iter_blocks, open_recording,
-                         read_audio, select_channel, write_audio)
 
 HAVE_FFMPEG = shutil.which("ffmpeg") is not None and shutil.which("ffprobe") is not None
 needs_ffmpeg = pytest.mark.skipif(

@@ -1,4 +1,4 @@
-"""The package's layering: each module imports only modules earlier in the data flow."""
+"""The package's layering: packages follow the pipeline, and each module imports only modules earlier in it."""
 
 from __future__ import annotations
 
@@ -7,64 +7,115 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "sonotype"
 
-#: the data flow, earliest first (README: io -> features -> model -> train/detect -> store -> analysis ->
-#: report -> web/cli)
-ORDER = ["errors", "params", "units", "runtime", "io", "resample", "features", "pooling", "features_torch", "model",
-         "sharedconv", "checkpoint", "metrics", "dataset", "augment", "framebank", "train", "embed", "infer", "backends",
-         "distill", "finetune", "regions", "events", "detector", "evaluate", "detect", "store",
-         "batch", "raydetect", "parallel", "export",
-         "synth", "dtw", "sequences", "cluster", "agreement", "maps", "search", "clustereval", "discover",
-         "curation", "render", "report", "config", "api", "web", "demo", "cli"]
+#: the data flow, earliest first: audio -> features -> models -> training -> detection -> store -> runner ->
+#: discovery -> report -> web -> api/demo/cli. Within a package, its modules in their own order.
+ORDER = [
+    "errors", "params", "units", "runtime",
+    "audio.io", "audio.resample", "audio.synth",
+    "features.frontend", "features.pooling", "features.torch_frontend", "features.render",
+    "models.lstm_v3", "models.sharedconv", "models.checkpoint", "models.embed", "models.infer",
+    "models.backends.base", "models.backends.birdnet", "models.backends.lstm", "models.backends",
+    "training.metrics", "training.dataset", "training.augment", "training.framebank", "training.train",
+    "training.distill", "training.finetune",
+    "detection.regions", "detection.events", "detection.detector", "detection.evaluate", "detection.detect",
+    "store.queries", "store.rows", "store.db", "store.base", "store.detections", "store.discovery", "store.curation",
+    "store.store", "store", "store.export",
+    "runner.batch", "runner.ray_cluster", "runner.parallel",
+    "discovery.dtw", "discovery.sequences", "discovery.cluster", "discovery.agreement", "discovery.maps",
+    "discovery.search", "discovery.clustereval", "discovery.discover", "discovery.curation",
+    "report._plot", "report._render", "report.figures", "report.maps", "report.model_report", "report",
+    "report.build",
+    "config", "api",
+    "web.context", "web.schemas", "web.api", "web.edit", "web.media", "web.pages", "web.app", "web",
+    "demo", "cli",
+]
 
 
-def top_module(path: Path) -> str:
-    rel = path.relative_to(SRC)
-    return rel.parts[0] if len(rel.parts) > 1 else rel.stem
+def module_of(path: Path) -> str:
+    """'features.frontend' for src/sonotype/features/frontend.py; 'store' for src/sonotype/store/__init__.py."""
+    parts = list(path.relative_to(SRC).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def package_of(path: Path) -> list[str]:
+    return list(path.relative_to(SRC).parts)[:-1]
+
+
+def _exists(dotted: str) -> bool:
+    p = SRC.joinpath(*dotted.split("."))
+    return p.with_suffix(".py").exists() or (p / "__init__.py").exists()
 
 
 def imported(path: Path) -> set[str]:
-    """sonotype top-level modules imported by ``path`` (relative or absolute imports, anywhere in the file)."""
+    """sonotype modules (dotted, without 'sonotype.') imported by ``path``, anywhere in the file."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    depth_of_pkg = len(path.relative_to(SRC).parts) - 1  # 0 for sonotype/x.py, 1 for sonotype/pkg/x.py
+    pkg = package_of(path)
     out = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):
             if node.level == 0:
                 parts = (node.module or "").split(".")
-                if parts[0] == "sonotype" and len(parts) > 1:
-                    out.add(parts[1])
-            elif node.level == depth_of_pkg + 1:  # relative to the sonotype package itself
-                if node.module:
-                    out.add(node.module.split(".")[0])
-                else:
-                    out.update(a.name for a in node.names)
+                if parts[0] != "sonotype":
+                    continue
+                base = parts[1:]
+            else:
+                base = pkg[: len(pkg) - node.level + 1] + (node.module.split(".") if node.module else [])
+            for a in node.names:  # `from .pkg import module` names a module; else the module itself
+                full = ".".join(base + [a.name])
+                out.add(full if _exists(full) else ".".join(base))
         elif isinstance(node, ast.Import):
-            out.update(a.name.split(".")[1] for a in node.names if a.name.startswith("sonotype."))
-    return out
+            out.update(a.name.split(".", 1)[1] for a in node.names if a.name.startswith("sonotype."))
+    return {m for m in out if m}
+
+
+def _modules() -> dict[str, Path]:
+    return {module_of(p): p for p in SRC.rglob("*.py") if p.name != "__main__.py" and module_of(p)}
+
+
+def _rank(name: str, rank: dict[str, int]) -> int | None:
+    """A listed module's rank; an unlisted package's is that of its last listed module (its __init__ re-exports)."""
+    if name in rank:
+        return rank[name]
+    inside = [r for m, r in rank.items() if m.startswith(name + ".")]
+    return max(inside) if inside else None
 
 
 def test_every_module_is_placed_in_the_order():
-    modules = {top_module(p) for p in SRC.rglob("*.py")} - {"__init__", "__main__"}
-    assert modules <= set(ORDER), sorted(modules - set(ORDER))
+    unplaced = [m for m, p in _modules().items() if m not in ORDER and p.name != "__init__.py"]
+    assert unplaced == []
+    assert len(set(ORDER)) == len(ORDER)
+
+
+def test_packages_are_contiguous_in_the_order():
+    seen, bad = [], []
+    for top in (m.split(".")[0] for m in ORDER):
+        if seen and seen[-1] == top:
+            continue
+        if top in seen:
+            bad.append(top)
+        seen.append(top)
+    assert bad == []
 
 
 def test_modules_import_only_earlier_ones():
     rank = {m: i for i, m in enumerate(ORDER)}
     bad = []
-    for p in sorted(SRC.rglob("*.py")):
-        me = top_module(p)
-        if me in ("__init__", "__main__"):
-            continue
-        for other in imported(p) - {me, "__version__"}:
-            if other in rank and rank[other] >= rank[me]:
+    for me, p in sorted(_modules().items()):
+        mine = _rank(me, rank)
+        for other in imported(p) - {me}:
+            if p.name == "__init__.py" and other.startswith(me + "."):
+                continue  # a package's __init__ re-exports its own modules
+            theirs = _rank(other, rank)
+            if theirs is not None and mine is not None and theirs >= mine:
                 bad.append(f"{p.relative_to(SRC)} imports {other}")
     assert bad == []
 
 
 def test_only_the_report_imports_matplotlib_and_only_the_store_a_database_driver():
     for p in SRC.rglob("*.py"):
+        top = p.relative_to(SRC).parts[0]
         text = p.read_text(encoding="utf-8")
-        if top_module(p) != "report":
+        if top != "report":
             assert "import matplotlib" not in text and "from matplotlib" not in text, p
-        if top_module(p) != "store":
+        if top != "store":
             assert "sqlalchemy" not in text.lower() and "psycopg" not in text, p

@@ -1,4 +1,4 @@
-"""Tests of sonotype.metrics against slow, obvious references written here.
+"""Tests of sonotype.training.metrics against slow, obvious references written here.
 
 Each reference loops over the samples one at a time in plain Python: a window is predicted
 positive when ``score >= threshold``; precision = tp / (tp + fp) (0 when nothing is predicted),
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from sonotype.errors import DataError
-from sonotype.metrics import Confusion, average_precision, choose_threshold, confusion, pr_curve, summary
+from sonotype.training.metrics import Confusion, average_precision, choose_threshold, confusion, pr_curve, summary
 
 # ------------------------------------------------------------------------------- the reference
 

@@ -1,4 +1,4 @@
-"""Tests of sonotype.model: the seed report's parameter counts, shapes, the single-bias LSTM,
+"""Tests of sonotype.models.lstm_v3: the seed report's parameter counts, shapes, the single-bias LSTM,
 Keras-style 'same' padding, gradients and determinism."""
 
 from __future__ import annotations
@@ -7,8 +7,14 @@ import pytest
 import torch
 import torch.nn as nn
 
-from sonotype.model import BiasInputLSTM, DetectorHead, Encoder, EncoderConfig, NextFramePredictor, parameter_counts
-
+from sonotype.models.lstm_v3 import (
+    BiasInputLSTM,
+    DetectorHead,
+    Encoder,
+    EncoderConfig,
+    NextFramePredictor,
+    parameter_counts,
+)
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -9,7 +9,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 nq2 = pytest.importorskip("narw_quality2")
 
-from sonotype.augment import Call, band_power  # noqa: E402
+from sonotype.training.augment import Call, band_power  # noqa: E402
 
 
 @pytest.mark.parametrize("pool", ["mean", "max", "min"])

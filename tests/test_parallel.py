@@ -20,11 +20,11 @@ import pytest
 from helpers import placeholder_model, tone_with_gaps
 
 from sonotype.api import detect
-from sonotype.batch import detect_many
-from sonotype.checkpoint import load_model
-from sonotype.embed import file_scores
 from sonotype.errors import ConfigError
-from sonotype.parallel import executor_for, worker_threads
+from sonotype.models.checkpoint import load_model
+from sonotype.models.embed import file_scores
+from sonotype.runner.batch import detect_many
+from sonotype.runner.parallel import executor_for, worker_threads
 from sonotype.store import open_store
 
 FILES = 8
@@ -244,7 +244,7 @@ class RayWorkerKiller(threading.Thread):
 @pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="needs Linux /proc to find Ray's workers")
 @pytest.mark.parametrize("retries", [3, 0])
 def test_ray_worker_killed_mid_file_loses_nothing(corpus, local_ray, retries, tmp_path):
-    from sonotype.raydetect import ray_executor
+    from sonotype.runner.ray_cluster import ray_executor
 
     url = f"sqlite:///{tmp_path / 'ray_killed.db'}"
     killer = RayWorkerKiller()

@@ -1,4 +1,4 @@
-"""sonotype.pooling: the one max-pool over time, against an obvious loop, and its users agree with it."""
+"""sonotype.features.pooling: the one max-pool over time, against an obvious loop, and its users agree with it."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from sonotype.errors import ConfigError
-from sonotype.pooling import even_starts, max_over_time, pool_time
-from sonotype.render import ColumnPooler
+from sonotype.features.pooling import even_starts, max_over_time, pool_time
+from sonotype.features.render import ColumnPooler
 
 
 def slow_pool(a: np.ndarray, groups: list[list[int]]) -> np.ndarray:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from sonotype.detection.regions import RegionRule, find_regions
 from sonotype.errors import ConfigError
-from sonotype.features import FrontEnd
-from sonotype.regions import RegionRule, find_regions
+from sonotype.features.frontend import FrontEnd
 
 FR = FrontEnd(n_fft=512, hop=64, fmin=40, fmax=1000).at_rate(2000)
 

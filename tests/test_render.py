@@ -9,10 +9,10 @@ import pytest
 from helpers import tone_with_gaps
 from PIL import Image
 
+from sonotype.audio.io import read_audio
 from sonotype.errors import ConfigError
-from sonotype.features import PRESETS, FrontEnd, spectrogram
-from sonotype.io import read_audio
-from sonotype.render import (
+from sonotype.features.frontend import PRESETS, FrontEnd, spectrogram
+from sonotype.features.render import (
     ColumnPooler,
     colour_table,
     levels,

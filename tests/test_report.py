@@ -20,8 +20,7 @@ import pytest
 from PIL import Image
 
 from sonotype.errors import ConfigError, SonotypeError
-from sonotype.metrics import Confusion, summary
-from sonotype.pooling import pool_time as max_pool
+from sonotype.features.pooling import pool_time as max_pool
 from sonotype.report import (
     ModelReport,
     confusion_figure,
@@ -38,6 +37,7 @@ from sonotype.report import (
     write_model_report,
 )
 from sonotype.report._plot import NOISE_COLOUR
+from sonotype.training.metrics import Confusion, summary
 
 SVG = "{http://www.w3.org/2000/svg}"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -148,7 +148,7 @@ def test_training_curve_marks_the_best_validation_epoch(tmp_path):
 
 
 def test_filters_figure_has_one_panel_per_filter(tmp_path):
-    from sonotype.model import Encoder
+    from sonotype.models.lstm_v3 import Encoder
     from sonotype.report import local_filters
 
     w = local_filters(Encoder())
@@ -379,8 +379,8 @@ def test_model_report_escapes_text_and_links_existing_figures(tmp_path):
 def test_report_from_a_saved_encoder_checkpoint(tmp_path):
     import torch
 
-    from sonotype.checkpoint import load_checkpoint, save_checkpoint
-    from sonotype.model import Encoder, EncoderConfig
+    from sonotype.models.checkpoint import load_checkpoint, save_checkpoint
+    from sonotype.models.lstm_v3 import Encoder, EncoderConfig
 
     torch.manual_seed(0)
     enc = Encoder(EncoderConfig())

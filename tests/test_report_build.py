@@ -10,13 +10,12 @@ import soundfile as sf
 from helpers import detected_store, placeholder_model, tone_with_gaps
 from PIL import Image
 
-from sonotype.checkpoint import model_version
-from sonotype.checkpoint import load_model
 from sonotype.cli import main
-from sonotype.discover import DiscoverConfig, discover
-from sonotype.features import PRESETS, spectrogram
+from sonotype.discovery.discover import DiscoverConfig, discover
+from sonotype.discovery.sequences import overview_spectrogram
+from sonotype.features.frontend import PRESETS, spectrogram
+from sonotype.models.checkpoint import load_model, model_version
 from sonotype.report.build import ReportOptions, build_model_report, version_folder
-from sonotype.sequences import overview_spectrogram
 from sonotype.store import open_store
 
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import scipy.signal
 
+from sonotype.audio.io import audio_info, write_audio
+from sonotype.audio.resample import iter_resampled, read_resampled, resample
 from sonotype.errors import ConfigError
-from sonotype.io import audio_info, write_audio
-from sonotype.resample import iter_resampled, read_resampled, resample
 
 
 def _tone(freq, rate, seconds, phase=0.3):

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from sonotype.detection.regions import Region
+from sonotype.discovery.search import IndexCache, similar_regions
 from sonotype.errors import DataError
-from sonotype.regions import Region
-from sonotype.search import IndexCache, similar_regions
 from sonotype.store import open_store
 
 VERSION = "enc@test/stride4"

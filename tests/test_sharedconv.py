@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from sonotype.features import PRESETS, file_windows
-from sonotype.io import open_recording
-from sonotype.model import Encoder, EncoderConfig
-from sonotype.sharedconv import iter_window_frames, shared_forward
+from sonotype.audio.io import open_recording
+from sonotype.features.frontend import PRESETS, file_windows
+from sonotype.models.lstm_v3 import Encoder, EncoderConfig
+from sonotype.models.sharedconv import iter_window_frames, shared_forward
 
 CLIPS = {"dolphin 96 kHz": ("dolphin-clips/silbido_FB272_3_04.wav", "dolphin"),
          "right whale 2 kHz, per-bin offsets": ("narw-upcalls/narw/NOPP6_EST_20090328_000000.wav", "narw")}
@@ -46,7 +46,7 @@ def test_shared_local_conv_equals_the_per_window_forward(name, stride, data_dir)
 
 
 def test_other_kernels_silence_and_a_single_window(tmp_path):
-    from sonotype.io import write_audio
+    from sonotype.audio.io import write_audio
     rng = np.random.default_rng(0)
     x = 0.1 * rng.standard_normal(48000 * 2).astype(np.float32)
     x[20000:40000] = 0.0  # digital silence: constant windows (scale 1)

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sonotype.detection.regions import Region
 from sonotype.errors import ConfigError
-from sonotype.regions import Region
 from sonotype.store import StoreError, load_schema, normalise_url, open_store
 
 REPO = Path(__file__).resolve().parents[1]
@@ -408,7 +408,7 @@ def test_sqlite_concurrent_reader_and_writer(tmp_path):
 CHILD = textwrap.dedent("""
     import sys
     import numpy as np
-    from sonotype.regions import Region
+    from sonotype.detection.regions import Region
     from sonotype.store import open_store
     s = open_store(sys.argv[1])
     mid = s.register_model(version="crash", path=None, kind=None, config={}, training_data={}, metrics={})

@@ -1,4 +1,4 @@
-"""Tests of the synthetic cetacean corpus (sonotype.synth)."""
+"""Tests of the synthetic cetacean corpus (sonotype.audio.synth)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from scipy.signal import find_peaks
 
-from sonotype import synth
+from sonotype.audio import synth
+from sonotype.audio.io import audio_info, file_hash, read_audio
 from sonotype.errors import ConfigError
-from sonotype.io import audio_info, file_hash, read_audio
 
 SR = 48000
 GENERATORS = {

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from sonotype.checkpoint import load_checkpoint, load_model
-from sonotype.dataset import make_items
-from sonotype.embed import file_embeddings
+from sonotype.audio.io import write_audio
 from sonotype.errors import CheckpointError, ConfigError, DataError
-from sonotype.features import PRESETS
-from sonotype.io import write_audio
-from sonotype.model import EncoderConfig
-from sonotype.train import TrainConfig, best_path, train_encoder
+from sonotype.features.frontend import PRESETS
+from sonotype.models.checkpoint import load_checkpoint, load_model
+from sonotype.models.embed import file_embeddings
+from sonotype.models.lstm_v3 import EncoderConfig
+from sonotype.training.dataset import make_items
+from sonotype.training.train import TrainConfig, best_path, train_encoder
 
 REAL = {
     "orca 44.1 kHz FLAC": "orca-calls/catalog-2018/FO-S02.flac",
@@ -85,7 +85,7 @@ def test_checkpoint_carries_config_frontend_data_and_version(tmp_path):
     assert ck["data"]["files"] == [items[0].path] and ck["data"]["sample_rate"] == items[0].sample_rate
     m = load_model(tmp_path / "e.pt")
     assert m.encoder.config.batch_norm and m.head is None
-    from sonotype.backends import load_backend
+    from sonotype.models.backends import load_backend
     assert load_backend("lstm", model=m).info.sample_rate == items[0].sample_rate  # the rate it declares
 
 

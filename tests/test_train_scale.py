@@ -12,14 +12,14 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from sonotype.checkpoint import load_checkpoint
-from sonotype.dataset import FrameCache, make_items
+from sonotype.audio.io import write_audio
 from sonotype.errors import ConfigError
-from sonotype.features import PRESETS
-from sonotype.framebank import FrameBank, next_frame_tensors
-from sonotype.io import write_audio
-from sonotype.model import Encoder, EncoderConfig
-from sonotype.train import BASE_BATCH, TrainConfig, index_windows, next_frame_batch, train_encoder
+from sonotype.features.frontend import PRESETS
+from sonotype.models.checkpoint import load_checkpoint
+from sonotype.models.lstm_v3 import Encoder, EncoderConfig
+from sonotype.training.dataset import FrameCache, make_items
+from sonotype.training.framebank import FrameBank, next_frame_tensors
+from sonotype.training.train import BASE_BATCH, TrainConfig, index_windows, next_frame_batch, train_encoder
 
 
 def _clip(path, *, seconds=2.0, seed=0, sr=48000):

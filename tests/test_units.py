@@ -12,7 +12,7 @@ import pytest
 
 from sonotype import units
 from sonotype.errors import ConfigError
-from sonotype.features import FrontEnd
+from sonotype.features.frontend import FrontEnd
 
 RNG_SEED = 20240611
 

@@ -13,12 +13,12 @@ from PIL import Image
 from web_helpers import ALGORITHM, PARAMS, cached_web_db
 
 from sonotype.cli import main as cli_main
-from sonotype.curation import write_label_table
-from sonotype.dataset import NEGATIVE, POSITIVE, load_items, read_annotations
+from sonotype.detection.regions import Region
+from sonotype.discovery.curation import write_label_table
 from sonotype.errors import DataError
-from sonotype.features import PRESETS
-from sonotype.regions import Region
+from sonotype.features.frontend import PRESETS
 from sonotype.store import NotFound, open_store
+from sonotype.training.dataset import NEGATIVE, POSITIVE, load_items, read_annotations
 from sonotype.web import Limits, create_app
 
 TOKEN = "s3cret-token"

@@ -232,7 +232,7 @@ def test_region_page_and_search_by_example(page, site):
     page.wait_for_url(f"{base}/regions/{g.id}#similar")
     page.wait_for_selector("#similar-results[data-loaded=true]")
     page.wait_for_selector("#panel .region-controls")
-    if importlib.util.find_spec("sonotype.search") is None or importlib.util.find_spec("faiss") is None:
+    if importlib.util.find_spec("sonotype.discovery.search") is None or importlib.util.find_spec("faiss") is None:
         assert "unavailable" in page.locator("#similar-results").inner_text()
     else:
         n = min(12, len(st.regions()) - 1)

@@ -15,7 +15,7 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from web_helpers import ALGORITHM, PARAMS, LiveServer, cached_web_db
 
-from sonotype.io import write_audio
+from sonotype.audio.io import write_audio
 from sonotype.store import open_store
 from sonotype.web import create_app
 

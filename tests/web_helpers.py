@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 from helpers import placeholder_model, tone_with_gaps
 
-from sonotype.batch import detect_many
-from sonotype.checkpoint import load_model
-from sonotype.embed import file_scores
-from sonotype.io import write_audio
+from sonotype.audio.io import write_audio
+from sonotype.models.checkpoint import load_model
+from sonotype.models.embed import file_scores
+from sonotype.runner.batch import detect_many
 from sonotype.store import open_store
 
 ALGORITHM = "test-kmeans"

@@ -4,6 +4,8 @@ Each takes its command's config (:mod:`sonotype.config`, e.g. ``train(config=Tra
 defaults with fields replaced by keyword (``train(paths, out="e.pt", epochs=20)``; a stage setting is
 named by its field alone), turns it into the library calls and prints a short account of what it did.
 No default is written here: each is its config field's.
+
+(Over 400 lines: one short function per subcommand, eighteen of them; each is a few lines of glue.)
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import MISSING, fields
 from pathlib import Path
 
-from .checkpoint import load_model
+from .audio.io import open_recording
 from .config import (
     BESIDE,
     ClusterEvalRun,
@@ -33,15 +35,15 @@ from .config import (
     TrainDetectorRun,
     TrainRun,
 )
-from .dataset import LabelRule, load_items
-from .detector import train_detector as _train_detector
-from .discover import DiscoverConfig
+from .detection.detector import train_detector as _train_detector
+from .detection.evaluate import evaluate_detector, format_report, save_json
+from .discovery.discover import DiscoverConfig
 from .errors import ConfigError
-from .evaluate import evaluate_detector, format_report, save_json
-from .io import open_recording
-from .model import EncoderConfig
+from .models.checkpoint import load_model
+from .models.lstm_v3 import EncoderConfig
 from .params import make
-from .train import train_encoder
+from .training.dataset import LabelRule, load_items
+from .training.train import train_encoder
 
 
 def _config(cls, config, paths=None, **kw):
@@ -85,8 +87,8 @@ def distill(paths: Sequence[str | Path] | None = None, *, config: DistillRun | N
     """Distil a pretrained backend (``teacher``) into an LSTM-V3 encoder on unlabelled audio
     (``sonotype distill``; fields: :class:`~sonotype.config.DistillRun`). The student starts from
     ``init`` (an encoder checkpoint) or, without it, from scratch with ``preset``."""
-    from .backends import load_backend
-    from .distill import distill as _distill
+    from .models.backends import load_backend
+    from .training.distill import distill as _distill
     c = _config(DistillRun, config, paths, **kw)
     tb = load_backend(c.teacher, hop_s=c.hop, speedup=c.speedup)
     student = load_model(c.init) if c.init else None
@@ -105,7 +107,7 @@ def _model_report(checkpoint: str | Path, report_dir: str | Path | None, log: Ca
     if report_dir == BESIDE:
         report_dir = Path(checkpoint).parent / "reports"
     from .report.build import build_model_report
-    from .train import best_path
+    from .training.train import best_path
     best = best_path(checkpoint)
     build_model_report(load_model(best if Path(best).is_file() else checkpoint), report_dir, log=log)
 
@@ -150,7 +152,7 @@ def evaluate(paths: Sequence[str | Path] | None = None, *, config: EvaluateRun |
 def info(paths: Sequence[str | Path] | None = None, *, config: InfoRun | None = None,
          log: Callable[[str], None] = print) -> list:
     """What sonotype reads from each audio file (``sonotype info``)."""
-    from .dataset import find_audio
+    from .training.dataset import find_audio
     c = _config(InfoRun, config, paths)
     recs = []
     for f in find_audio(c.paths):
@@ -166,8 +168,8 @@ def detect(paths: Sequence[str | Path] | None = None, *, config: DetectRun | Non
     ``sonotype detect``; fields: :class:`~sonotype.config.DetectRun`). ``workers``: processes detecting files
     at once on this machine; ``ray``: ``auto`` or a Ray cluster's address to spread the files over
     (``sonotype[ray]``). Either way this process alone writes to ``db``."""
-    from .batch import detect_many
-    from .parallel import executor_for
+    from .runner.batch import detect_many
+    from .runner.parallel import executor_for
     c = _config(DetectRun, config, paths, **kw)
     return detect_many(c.paths, **_accepted(detect_many, c, skip=("paths", "workers", "ray")), log=log,
                        executor=executor_for(workers=c.workers, ray=c.ray))
@@ -237,7 +239,7 @@ def latest_run(store, run: int | None) -> int:
 def _run_records(store, run: int | None):
     """(run id, recordings by id, RegionRecords by recording id) of a run (default: the latest run with
     results). Grouped by recording id, never by path or name: two recordings may share either."""
-    from .export import RegionRecord
+    from .store.export import RegionRecord
     run = latest_run(store, run)
     r = store.run(run)
     fe = r.settings.get("frontend", {})
@@ -254,7 +256,7 @@ def export(*, config: ExportRun | None = None, log: Callable[[str], None] = prin
     """Export a run's regions (``sonotype export``; fields: :class:`~sonotype.config.ExportRun`):
     ``raven``/``audacity``/``wav`` write one file per recording into folder ``out``; ``csv``/``parquet``
     write one table to ``out``."""
-    from . import export as ex
+    from .store import export as ex
     from .store import open_store
     c = _config(ExportRun, config, **kw)
     db, out, fmt, run, gap_s = c.db, c.out, c.fmt, c.run, c.gap_s
@@ -303,15 +305,15 @@ def evaluate_events(*, config: EvaluateEventsRun | None = None, log: Callable[[s
     """Event precision/recall/F1 and false alarms per hour of a run's regions against an annotation table,
     by overlap and by the PAM-challenge rule (a region's centre within ``tolerance_s`` of an event).
 
-    Annotation names are matched to the run's recordings by :func:`~sonotype.dataset.match_annotations`
+    Annotation names are matched to the run's recordings by :func:`~sonotype.training.dataset.match_annotations`
     (a recording under several paths answers to each). Names that match no recording, and recordings
     the table does not list, are refused (they would drop events or count every region as a false
     alarm) unless ``allow_unmatched``: then only the recordings in the table are scored. Fields:
     :class:`~sonotype.config.EvaluateEventsRun` (``sonotype evaluate-events``)."""
-    from .dataset import check_unmatched, match_annotations, read_annotations
+    from .detection.events import score_events
     from .errors import DataError
-    from .events import score_events
     from .store import open_store
+    from .training.dataset import check_unmatched, match_annotations, read_annotations
     c = _config(EvaluateEventsRun, config, **kw)
     db, annotations, run, json_out, allow_unmatched, tolerance_s = \
         c.db, c.annotations, c.run, c.json_out, c.allow_unmatched, c.tolerance_s
@@ -363,10 +365,10 @@ def run_model(store, run: int, model: str | Path | None = None):
 
 
 def cluster(*, config: ClusterRun | DiscoverConfig | None = None, log: Callable[[str], None] = print, **kw):
-    """Cluster and map a detection run's regions (see :mod:`sonotype.discover`); results go to ``db``
+    """Cluster and map a detection run's regions (see :mod:`sonotype.discovery.discover`); results go to ``db``
     (``sonotype cluster``; fields: :class:`~sonotype.config.ClusterRun`; ``config`` may also be just its
-    :class:`~sonotype.discover.DiscoverConfig`)."""
-    from .discover import discover
+    :class:`~sonotype.discovery.discover.DiscoverConfig`)."""
+    from .discovery.discover import discover
     from .store import open_store
     if isinstance(config, DiscoverConfig):
         config, kw = None, {**kw, "discover": config}
@@ -393,8 +395,7 @@ def cluster_eval(paths: Sequence[str | Path] | None = None, *, config: ClusterEv
     """
     import numpy as np
 
-    from .backends import load_backend
-    from .clustereval import (
+    from .discovery.clustereval import (
         POOLINGS,
         SELECT_CLUSTERING,
         ClusterEval,
@@ -406,6 +407,7 @@ def cluster_eval(paths: Sequence[str | Path] | None = None, *, config: ClusterEv
         score_intervals,
         select_settings,
     )
+    from .models.backends import load_backend
     cfg = _config(ClusterEvalRun, config, paths, **kw)
     model, pat, labels_csv, channel, band, percentile, scaling, pooling, stride, select_on, bootstrap = \
         cfg.model, cfg.pattern, cfg.labels_csv, cfg.channel, cfg.band, cfg.percentile, cfg.scaling, cfg.pooling, \
@@ -438,7 +440,7 @@ def cluster_eval(paths: Sequence[str | Path] | None = None, *, config: ClusterEv
     ev = ClusterEval(labels, seqs, results, "chosen per representation" if choices else scaling,
                      "chosen per representation" if choices else pooling)
     log(format_table(ev))
-    from .backends.lstm import LSTMBackend
+    from .models.backends.lstm import LSTMBackend
     lstm = LSTMBackend(loaded, stride=stride)
     doc = {"model": str(model), "backends": [lstm.info.to_dict()] + [b.info.to_dict() for b in bks], **ev.to_dict()}
     if choices:
@@ -465,7 +467,7 @@ def cluster_eval(paths: Sequence[str | Path] | None = None, *, config: ClusterEv
 def search(*, config: SearchRun | None = None, log: Callable[[str], None] = print, **kw) -> list[tuple[int, float]]:
     """The ``k`` stored regions most similar to ``region`` (needs `sonotype cluster` on its run first;
     ``sonotype search``, fields: :class:`~sonotype.config.SearchRun`)."""
-    from .search import similar_regions
+    from .discovery.search import similar_regions
     from .store import open_store
     c = _config(SearchRun, config, **kw)
     with open_store(c.db, read_only=True) as store:
@@ -506,6 +508,6 @@ def report(*, config: ReportRun | None = None, options=None, log: Callable[[str]
 def export_labels(*, config: ExportLabelsRun | None = None, log: Callable[[str], None] = print, **kw):
     """Curated region labels as an annotation CSV for train-detector (``sonotype export-labels``; fields:
     :class:`~sonotype.config.ExportLabelsRun`)."""
-    from .curation import export_labels as _export_labels
+    from .discovery.curation import export_labels as _export_labels
     c = _config(ExportLabelsRun, config, **kw)
     return _export_labels(db=c.db, out=c.out, run_id=c.run, only_reviewed=c.only_reviewed, log=log)

@@ -4,8 +4,8 @@ definition of its parameters (name, default, help, allowed values, check; see :m
 The command line is generated from these classes (:mod:`sonotype.cli`), ``--config FILE.toml`` loads
 them, the library's entry points (:mod:`sonotype.api`) take them, and a run writes its own beside its
 outputs (``<out>.config.toml``) so that ``sonotype COMMAND --config that.toml`` repeats it. Stage
-configs (:class:`~sonotype.train.TrainConfig`, :class:`~sonotype.detector.DetectorConfig`,
-:class:`~sonotype.distill.DistillConfig`, :class:`~sonotype.discover.DiscoverConfig`) are nested as
+configs (:class:`~sonotype.training.train.TrainConfig`, :class:`~sonotype.detection.detector.DetectorConfig`,
+:class:`~sonotype.training.distill.DistillConfig`, :class:`~sonotype.discovery.discover.DiscoverConfig`) are nested as
 tables and keep living beside the code they configure; a field added to one of them becomes an option.
 This module is long on purpose: it is the one table of every command's parameters.
 """
@@ -14,15 +14,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .backends import BACKENDS
-from .clustereval import DEFAULT_LABEL_PATTERN, POOLINGS
-from .dataset import LabelRule
-from .detector import THRESHOLD_LEVELS, DetectorConfig
-from .discover import DiscoverConfig
-from .distill import DistillConfig
+from .detection.detector import THRESHOLD_LEVELS, DetectorConfig
+from .discovery.clustereval import DEFAULT_LABEL_PATTERN, POOLINGS
+from .discovery.discover import DiscoverConfig
 from .errors import ConfigError
-from .features import PRESETS, SCALES, FrontEnd, with_overrides
-from .model import EncoderConfig
+from .features.frontend import PRESETS, SCALES, FrontEnd, with_overrides
+from .models.backends import BACKENDS
+from .models.lstm_v3 import EncoderConfig
 from .params import (
     COUNT,
     FRACTION,
@@ -39,7 +37,9 @@ from .params import (
     param,
     same_as,
 )
-from .train import DEVICES, TrainConfig
+from .training.dataset import LabelRule
+from .training.distill import DistillConfig
+from .training.train import DEVICES, TrainConfig
 
 #: the database of every command that reads or writes one, unless ``--db`` says otherwise
 DEFAULT_DB = "sqlite:///sonotype.db"

@@ -18,22 +18,22 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .agreement import agreement
 from .api import cluster, evaluate_events, export
-from .batch import detect_many
-from .checkpoint import load_model
-from .clustereval import cluster_eval, format_table
-from .dataset import make_items, read_annotations, split_by_file
-from .detector import DetectorConfig, train_detector
-from .discover import DiscoverConfig
-from .evaluate import evaluate_detector, format_report, save_json
-from .features import PRESETS
-from .model import EncoderConfig
+from .audio.synth import make_clip_corpus, make_long_recording
+from .detection.detector import DetectorConfig, train_detector
+from .detection.evaluate import evaluate_detector, format_report, save_json
+from .discovery.agreement import agreement
+from .discovery.clustereval import cluster_eval, format_table
+from .discovery.discover import DiscoverConfig
+from .discovery.sequences import Clip
+from .features.frontend import PRESETS
+from .models.checkpoint import load_model
+from .models.lstm_v3 import EncoderConfig
 from .report.build import build_model_report
-from .sequences import Clip
+from .runner.batch import detect_many
 from .store import open_store
-from .synth import make_clip_corpus, make_long_recording
-from .train import TrainConfig, train_encoder
+from .training.dataset import make_items, read_annotations, split_by_file
+from .training.train import TrainConfig, train_encoder
 
 
 def run_demo(out: str | Path = "sonotype-demo", *, seed: int = 0, quick: bool = False, progress: bool = True,

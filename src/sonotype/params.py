@@ -10,6 +10,8 @@ TOML files and in :func:`make` at once. A nested dataclass field is a group of o
 Values reach a config three ways, all checked by the same rule (:func:`check_value`): as command-line
 strings, as TOML values (:func:`load_toml`), and as Python keywords (:func:`make`). :func:`to_toml`
 writes a config back so that a run can be repeated with ``--config``.
+
+(Over 400 lines because it is the whole field machinery in one place: metadata, checks, argparse, TOML.)
 """
 
 from __future__ import annotations

@@ -21,8 +21,8 @@ from matplotlib.colors import ListedColormap, to_hex, to_rgb
 from matplotlib.figure import Figure
 
 from ..errors import ConfigError
-from ..pooling import pool_time
-from ..render import N_COLOURS, colour_table, levels
+from ..features.pooling import pool_time
+from ..features.render import N_COLOURS, colour_table, levels
 
 DPI = 120
 NOISE_COLOUR = "#9e9e9e"  # cluster -1 (noise / unassigned)
@@ -124,7 +124,7 @@ def thumbnail(a: Any, index: int, *, max_side: int, name: str = "thumbnails") ->
 
 @functools.lru_cache(maxsize=1)
 def spectrogram_cmap() -> ListedColormap:
-    """The web pictures' colour table (:func:`sonotype.render.colour_table`) as a matplotlib colour map;
+    """The web pictures' colour table (:func:`sonotype.features.render.colour_table`) as a matplotlib colour map;
     NaN drawn as its first colour, as there."""
     table = colour_table(N_COLOURS) / 255.0
     return ListedColormap(table, name="sonotype").with_extremes(bad=table[0])
@@ -132,7 +132,7 @@ def spectrogram_cmap() -> ListedColormap:
 
 def spectrogram_style(img: np.ndarray) -> dict[str, Any]:
     """``imshow`` keywords for a dB spectrogram: the shared colour map and the shared level rule
-    (:func:`sonotype.render.levels`), so a report figure colours a level as the web picture does."""
+    (:func:`sonotype.features.render.levels`), so a report figure colours a level as the web picture does."""
     lo, hi = levels(img)
     return {"cmap": spectrogram_cmap(), "vmin": lo, "vmax": hi}
 

@@ -20,12 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from ..checkpoint import model_version
-from ..checkpoint import LoadedModel
-from ..clustereval import ClusterEval
-from ..export import AudioSpan, join_spans
-from ..sequences import overview_spectrogram, region_clip, span_frames, thumbnail
+from ..discovery.clustereval import ClusterEval
+from ..discovery.sequences import overview_spectrogram, region_clip, span_frames, thumbnail
+from ..models.checkpoint import LoadedModel, model_version
 from ..store import Store
+from ..store.export import AudioSpan, join_spans
 from .figures import gallery_figure, recording_overview_figure
 from .maps import embedding_map_figure, thumbnail_subset
 from .model_report import (
@@ -88,7 +87,7 @@ def build_model_report(model: LoadedModel, out: str | Path, *, evaluation: Mappi
 
 def _catalog_figures(ev: ClusterEval, folder: Path, options: ReportOptions) -> dict[str, str]:
     """Map and galleries of the labelled catalog, from the trained encoder's DTW distances."""
-    from ..maps import embedding_map
+    from ..discovery.maps import embedding_map
     rep = ev.results["trained encoder"]
     name, clustering = next(iter(rep.clusterings.items()))
     coords = embedding_map(dist=rep.dist, method="tsne", seed=options.seed)

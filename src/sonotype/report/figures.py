@@ -18,8 +18,8 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from ..errors import ConfigError
-from ..metrics import Confusion
-from ..pooling import pool_time
+from ..features.pooling import pool_time
+from ..training.metrics import Confusion
 from ._plot import (
     array,
     clock,
@@ -41,7 +41,7 @@ def _counts(confusion: Confusion | Mapping[str, Any]) -> tuple[int, int, int, in
     for k in ("tp", "fn", "fp", "tn"):
         v = get(k)
         if isinstance(v, bool) or not isinstance(v, (int, np.integer, float)) or v < 0 or v != int(v):
-            raise ConfigError(f"confusion {k}={v!r}: expected a count >= 0; pass a sonotype.metrics.Confusion or "
+            raise ConfigError(f"confusion {k}={v!r}: expected a count >= 0; pass a sonotype.training.metrics.Confusion or "
                               "the 'confusion' dict of an evaluation result (keys tp, fn, fp, tn)")
         out.append(int(v))
     thr = get("threshold")
@@ -52,7 +52,7 @@ def confusion_figure(confusion: Confusion | Mapping[str, Any], out_stem: str | P
                      title: str = "Detector confusion matrix") -> list[Path]:
     """2x2 confusion matrix, rows truth, columns prediction (vocalisation, noise).
 
-    ``confusion``: a :class:`sonotype.metrics.Confusion` or a dict with counts ``tp, fn, fp, tn``
+    ``confusion``: a :class:`sonotype.training.metrics.Confusion` or a dict with counts ``tp, fn, fp, tn``
     (and optionally ``threshold``), e.g. ``evaluate_detector(...)["confusion"]``. Each cell shows
     the count (thousands separated by commas) and its share of the true class (row-normalised %);
     the colour is that share.
@@ -86,7 +86,7 @@ def confusion_figure(confusion: Confusion | Mapping[str, Any], out_stem: str | P
 def pr_curve_figure(precision: Any, recall: Any, out_stem: str | Path, *,
                     chosen: tuple[float, float] | None = None, average_precision: float | None = None,
                     title: str = "Precision-recall curve") -> list[Path]:
-    """Precision against recall, step-interpolated as in :func:`sonotype.metrics.average_precision`.
+    """Precision against recall, step-interpolated as in :func:`sonotype.training.metrics.average_precision`.
 
     ``precision``, ``recall``: (n,) in [0, 1], one point per threshold in descending threshold
     order, as ``metrics.pr_curve`` or ``metrics.summary(...)["pr_curve"]`` give them.
@@ -196,8 +196,8 @@ def local_filters(encoder: Any) -> np.ndarray:
     conv = getattr(encoder, "local_conv", None)
     weight = getattr(conv, "weight", None)
     if weight is None:
-        raise ConfigError(f"{type(encoder).__name__} has no local_conv.weight: expected a sonotype.model.Encoder "
-                          "(sonotype.checkpoint.build_encoder(checkpoint) makes one from a checkpoint)")
+        raise ConfigError(f"{type(encoder).__name__} has no local_conv.weight: expected a sonotype.models.lstm_v3.Encoder "
+                          "(sonotype.models.checkpoint.build_encoder(checkpoint) makes one from a checkpoint)")
     return weight.detach().cpu().numpy().astype(np.float32, copy=True)
 
 

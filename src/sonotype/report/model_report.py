@@ -42,9 +42,9 @@ class ModelReport:
     """Everything a model report shows. Text may be anything: it is escaped when written.
 
     ``layers``: (layer name, trainable parameters) rows, or the dict of
-    :func:`sonotype.model.parameter_counts` (a ``total`` row is added when missing).
+    :func:`sonotype.models.lstm_v3.parameter_counts` (a ``total`` row is added when missing).
     ``history``: the per-epoch dicts of an encoder checkpoint. ``evaluation``: an
-    :func:`sonotype.evaluate.evaluate_detector` result (held-out). ``detector_validation``: the
+    :func:`sonotype.detection.evaluate.evaluate_detector` result (held-out). ``detector_validation``: the
     ``metrics.summary`` of the validation split the threshold was chosen on (not held-out).
     ``cluster_agreement``: table rows as dicts (column -> value; columns in first-seen order).
     ``figures``: title -> path of the figure's PNG (or its stem) relative to the report folder;
@@ -77,7 +77,7 @@ class ModelReport:
             if (not isinstance(row, (tuple, list)) or len(row) != 2 or isinstance(row[1], bool)
                     or not isinstance(row[1], int) or row[1] < 0):
                 raise ConfigError(f"layers[{i}] = {row!r}: expected (layer name, parameter count >= 0), e.g. from "
-                                  "sonotype.model.parameter_counts(encoder)")
+                                  "sonotype.models.lstm_v3.parameter_counts(encoder)")
         object.__setattr__(self, "layers", tuple((str(a), int(b)) for a, b in rows))
         for name in ("data", "frontend", "encoder_config", "train_config", "detector_config", "figures",
                      "figure_sections"):
@@ -87,7 +87,7 @@ class ModelReport:
             v = getattr(self, name)
             if v is not None and not (isinstance(v, Mapping) and isinstance(v.get("confusion"), Mapping)):
                 raise ConfigError(f"ModelReport {name}={v!r:.80}: expected a dict with a 'confusion' dict, as "
-                                  "sonotype.evaluate.evaluate_detector / sonotype.metrics.summary return, or None")
+                                  "sonotype.detection.evaluate.evaluate_detector / sonotype.training.metrics.summary return, or None")
         bad = {t: s for t, s in self.figure_sections.items() if s not in dict(SECTIONS)}
         if bad:
             raise ConfigError(f"figure_sections {bad!r}: expected section keys among {[k for k, _ in SECTIONS]}")
@@ -267,13 +267,13 @@ def write_model_report(out_dir: str | Path, report: ModelReport) -> Path:
 
 
 def _encoder(checkpoint: Mapping[str, Any]) -> Any:
-    from ..checkpoint import build_encoder  # torch only when a checkpoint is involved
+    from ..models.checkpoint import build_encoder  # torch only when a checkpoint is involved
 
     try:
         return build_encoder(dict(checkpoint))
     except (KeyError, RuntimeError, TypeError) as e:
         raise CheckpointError(f"checkpoint is incomplete or does not match its config ({type(e).__name__}: {e}); "
-                              "pass a dict from sonotype.checkpoint.load_checkpoint") from e
+                              "pass a dict from sonotype.models.checkpoint.load_checkpoint") from e
 
 
 def figures_for_checkpoint(checkpoint: Mapping[str, Any], out_dir: str | Path, *,
@@ -308,7 +308,7 @@ def figures_for_evaluation(evaluation: Mapping[str, Any], out_dir: str | Path, *
     result has a PR curve, "Precision-recall curve".
     """
     if not isinstance(evaluation, Mapping) or not isinstance(evaluation.get("confusion"), Mapping):
-        raise ConfigError(f"evaluation={evaluation!r:.80}: expected the dict of sonotype.evaluate.evaluate_detector")
+        raise ConfigError(f"evaluation={evaluation!r:.80}: expected the dict of sonotype.detection.evaluate.evaluate_detector")
     out = Path(out_dir)
     c = evaluation["confusion"]
     confusion_figure(c, out / subdir / "confusion")
@@ -330,10 +330,10 @@ def report_from_checkpoint(checkpoint: Mapping[str, Any], *, name: str | None = 
     """A :class:`ModelReport` from a loaded encoder or detector checkpoint dict.
 
     Name defaults to the checkpoint's ``model_version`` or its kind; layers come from
-    :func:`sonotype.model.parameter_counts` of the rebuilt encoder; detector checkpoints add
+    :func:`sonotype.models.lstm_v3.parameter_counts` of the rebuilt encoder; detector checkpoints add
     their head config, training-file lists and validation metrics.
     """
-    from ..model import parameter_counts
+    from ..models.lstm_v3 import parameter_counts
 
     ck = checkpoint
     det = ck.get("detector") or {}

@@ -7,8 +7,8 @@ import datetime as _dt
 from collections.abc import Iterable
 from typing import Any
 
+from ..detection.regions import Region
 from ..errors import ConfigError
-from ..regions import Region
 from . import queries as q
 from .base import Connected
 from .rows import (

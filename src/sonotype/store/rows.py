@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
 
+from ..detection.regions import Region
 from ..errors import ConfigError, SonotypeError
-from ..regions import Region
 
 
 class StoreError(SonotypeError):

@@ -9,8 +9,8 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 
 from .. import __version__
+from ..discovery.search import similar_regions
 from ..errors import SonotypeError
-from ..search import similar_regions
 from ..store import RecordingRow, RegionRow
 from ..store.rows import RegionLabelRow
 from . import schemas as S

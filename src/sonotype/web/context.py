@@ -17,10 +17,10 @@ from pathlib import Path, PurePath
 import numpy as np
 from fastapi import HTTPException, Request
 
+from ..audio.io import AudioInfo, audio_info
 from ..errors import AudioError, ConfigError
-from ..features import FrontEnd
-from ..io import AudioInfo, audio_info
-from ..render import levels, span_columns
+from ..features.frontend import FrontEnd
+from ..features.render import levels, span_columns
 from ..store import RecordingRow, RegionRow, Store
 
 

@@ -18,8 +18,8 @@ import numpy as np
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from ..io import iter_blocks
-from ..render import render_span
+from ..audio.io import iter_blocks
+from ..features.render import render_span
 from .context import (
     Audio,
     Slot,

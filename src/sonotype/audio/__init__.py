@@ -1,0 +1,2 @@
+"""Audio in: any format (libsndfile, ffmpeg), any rate and length, read block by block (``io``); rate
+conversion with libsoxr, streamed (``resample``); synthetic recordings for tests and the demo (``synth``)."""

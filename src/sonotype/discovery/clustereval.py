@@ -1,0 +1,300 @@
+"""``sonotype cluster-eval``: do the encoder's DTW distances group calls the way experts do?
+
+Labelled clips (a catalog: one call per file, the type in the file name or a CSV) are embedded
+three ways and compared by the same DTW and the same clustering:
+
+* ``trained encoder`` — window-embedding sequences of the model under test;
+* ``untrained encoder`` — the same architecture, randomly initialised (baseline 1);
+* ``raw spectrogram`` — the normalised spectrogram frames themselves (baseline 2).
+
+For each: leave-one-out nearest-neighbour accuracy of the DTW matrix, and NMI / ARI / purity
+of average-linkage clusterings cut at the number of expert types and at the original's 45th
+distance percentile and at the silhouette-best cluster count, and of HDBSCAN.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import scipy.stats
+
+from ..audio.io import audio_info, read_audio
+from ..errors import DataError
+from ..models.backends import Backend
+from ..models.backends.lstm import LSTMBackend
+from ..models.checkpoint import LoadedModel
+from ..training.dataset import find_audio
+from .agreement import agreement, loo_nn_accuracy, nn_correct
+from .cluster import Clustering, agglomerative, hdbscan, silhouette_cut
+from .dtw import dtw_matrix
+from .sequences import (
+    SEQUENCE_STRIDE,
+    Clip,
+    ClipSequences,
+    clip_sequences,
+    scale_sequences,
+)
+
+#: Ford's catalogue naming in the Orcasound files: the S-number is the call type (-a/-b, -R/-RJ are variants);
+#: ``S01`` (catalog) and ``S_1`` (vocabulary) are the same type, so matches of this pattern become ``S1``
+DEFAULT_LABEL_PATTERN = r"S_?\d+"
+REPRESENTATIONS = ("trained encoder", "untrained encoder", "raw spectrogram")
+
+
+def label_from_name(path: str | Path, *, pattern: str = DEFAULT_LABEL_PATTERN) -> str | None:
+    """The first match of ``pattern`` in the file's name (without extension), or None (Ford's S-numbers
+    under the default pattern are written ``S<n>``, without zeros or underscore)."""
+    m = re.search(pattern, Path(path).stem)
+    if not m:
+        return None
+    if pattern == DEFAULT_LABEL_PATTERN:
+        return "S" + str(int(m.group(0).lstrip("S_")))
+    return m.group(0)
+
+
+def read_labels(path: str | Path) -> dict[str, str]:
+    """A CSV with columns ``filename,label`` -> {file name: label}."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"labels table {p} does not exist")
+    rows = list(csv.DictReader(p.read_text(encoding="utf-8-sig").splitlines()))
+    if not rows or not {"filename", "label"} <= set(rows[0]):
+        raise DataError(f"labels table {p} needs columns 'filename' and 'label' and at least one row")
+    return {Path(r["filename"]).name: r["label"] for r in rows if r.get("label")}
+
+
+def labelled_clips(paths: Sequence[str | Path], *, pattern: str = DEFAULT_LABEL_PATTERN,
+                   labels_csv: str | Path | None = None, channel: int = 0,
+                   log: Callable[[str], None] = print) -> list[Clip]:
+    """Whole-file clips with their expert labels; files without a label are reported and left out."""
+    table = read_labels(labels_csv) if labels_csv else None
+    clips, unlabelled = [], []
+    for f in find_audio(paths):
+        label = table.get(f.name) if table is not None else label_from_name(f, pattern=pattern)
+        if label:
+            clips.append(Clip(str(f), channel, label=label))
+        else:
+            unlabelled.append(f)
+    if unlabelled:
+        log(f"{len(unlabelled)} file(s) without a label left out, e.g. {unlabelled[0]}")
+    if len(clips) < 3:
+        raise DataError(f"cluster-eval needs at least 3 labelled clips, found {len(clips)} in {list(map(str, paths))}; "
+                        f"labels come from the pattern {pattern!r} in file names or from --labels CSV")
+    return clips
+
+
+def loudest_chunks(clips: Sequence[Clip], *, chunk_s: float = 2.0, per_file: int = 4) -> list[Clip]:
+    """Cut each whole-file clip into its ``per_file`` loudest non-overlapping ``chunk_s`` spans (RMS),
+    each keeping the file's label: recordings of several calls of one type (``orca-calls/vocabulary``)
+    become a catalog of single calls to choose settings on."""
+    if not (chunk_s > 0 and isinstance(per_file, int) and per_file >= 1):
+        raise DataError(f"need chunk_s > 0 and per_file >= 1, got {chunk_s!r}, {per_file!r}")
+    out = []
+    for c in clips:
+        x, rate = read_audio(c.path, channel=c.channel, start=c.start, stop=c.stop)
+        size = int(round(chunk_s * rate))
+        if x.size <= size:
+            out.append(replace(c, key=f"{c.name}#0"))
+            continue
+        hop = max(1, size // 4)
+        starts = np.arange(0, x.size - size + 1, hop)
+        rms = np.array([np.sqrt(np.mean(np.square(x[a:a + size], dtype=np.float64))) for a in starts])
+        taken: list[int] = []
+        for j in np.argsort(-rms, kind="stable"):
+            a = int(starts[j])
+            if all(abs(a - t) >= size for t in taken):
+                taken.append(a)
+            if len(taken) == per_file:
+                break
+        for k, a in enumerate(sorted(taken)):
+            out.append(replace(c, start=c.start + a, stop=c.start + a + size, key=f"{c.name}#{k}"))
+    return out
+
+
+@dataclass(frozen=True)
+class RepresentationResult:
+    """Distances and clusterings of one representation, with their agreement scores."""
+
+    name: str
+    dist: np.ndarray = field(repr=False)
+    clusterings: dict[str, Clustering] = field(repr=False)
+    scores: dict[str, dict]  # clustering name -> agreement dict
+    nn_accuracy: float
+    nn_scored: int
+
+
+@dataclass(frozen=True)
+class ClusterEval:
+    labels: np.ndarray
+    sequences: ClipSequences = field(repr=False)
+    results: dict[str, RepresentationResult]
+    scaling: str = "none"
+    pooling: str = "sequence"
+
+    def table_rows(self) -> list[dict]:
+        rows = []
+        for rep in self.results.values():
+            for cname, s in rep.scores.items():
+                rows.append({"representation": rep.name, "clustering": cname, "nn_accuracy": rep.nn_accuracy,
+                             "nmi": s["nmi"], "ari": s["ari"], "purity": s["purity"], "n_clusters": s["n_clusters"]})
+        return rows
+
+    def to_dict(self) -> dict:
+        return {"items": [c.name for c in self.sequences.clips], "labels": self.labels.tolist(), "scaling": self.scaling,
+                "pooling": self.pooling,
+                "n_types": len(set(self.labels.tolist())), "rows": self.table_rows()}
+
+
+def evaluate_representation(name: str, seqs: list[np.ndarray], labels: np.ndarray, *, band=None,
+                            percentile: float = 45.0, min_cluster_size: int = 2, progress: bool = False
+                            ) -> RepresentationResult:
+    """DTW matrix of ``seqs``, its LOO 1-NN accuracy and three clusterings scored against ``labels``."""
+    dist = dtw_matrix(seqs, band=band, progress=progress)
+    n_types = len(set(labels.tolist()))
+    clusterings = {
+        f"agglomerative, k = {n_types} types": agglomerative(dist, n_clusters=n_types),
+        f"agglomerative, {percentile:g}th percentile": agglomerative(dist, percentile=percentile),
+        "agglomerative, silhouette-best k": silhouette_cut(dist),
+        f"hdbscan, min size {min_cluster_size}": hdbscan(dist, min_cluster_size=min_cluster_size),
+    }
+    acc, scored = loo_nn_accuracy(dist, labels)
+    return RepresentationResult(name, dist, clusterings,
+                                {k: agreement(labels, c.labels) for k, c in clusterings.items()}, acc, scored)
+
+
+#: how a clip's embedding sequence is compared: the whole sequence by DTW, or its mean (one vector,
+#: where DTW reduces to the Euclidean distance; after ``zscore-l2`` scaling that is a cosine distance)
+POOLINGS = ("sequence", "mean")
+
+
+def pool_sequences(seqs: Sequence[np.ndarray], *, mode: str = "sequence") -> list[np.ndarray]:
+    """``sequence``: unchanged; ``mean``: each ``(n, D)`` sequence to its mean ``(1, D)``."""
+    if mode not in POOLINGS:
+        raise DataError(f"unknown pooling {mode!r}; expected one of {POOLINGS}")
+    return list(seqs) if mode == "sequence" else [np.asarray(s, np.float32).mean(axis=0, keepdims=True) for s in seqs]
+
+
+def collection_rate(clips: Sequence[Clip], model: LoadedModel) -> float | None:
+    """The rate every clip is converted to for the encoder and the spectrogram baseline: the model's
+    declared rate (see :mod:`sonotype.models.backends.lstm`), else, when the clips' rates differ, the most
+    common one (ties: the highest); None when all share one rate and the model declares none."""
+    declared = LSTMBackend(model).info.sample_rate
+    if declared:
+        return float(declared)
+    rates = [audio_info(c.path).sample_rate for c in clips]
+    if len(set(rates)) <= 1:
+        return None
+    values, counts = np.unique(rates, return_counts=True)
+    return float(values[counts == counts.max()].max())
+
+
+def representations(clips: Sequence[Clip], model: LoadedModel, *, backends: Sequence[Backend] = (),
+                    stride: int | None = SEQUENCE_STRIDE, seed: int = 0,
+                    log: Callable[[str], None] = print) -> tuple[ClipSequences, dict[str, list[np.ndarray]]]:
+    """The clips' sequences under every representation: the three of the module doc plus one per
+    backend (named by its label). Clips that cannot be read are logged and left out of all."""
+    rate = collection_rate(clips, model)
+    seqs = clip_sequences(clips, model, stride=stride, untrained_seed=seed, sample_rate=rate,
+                          on_error=lambda c, e: log(f"skipped {c.path}: {e}"))
+    reps = {"trained encoder": seqs.encoder, "untrained encoder": seqs.untrained, "raw spectrogram": seqs.frames}
+    for b in backends:
+        reps[b.info.label] = [b.embed_span(c.path, channel=c.channel, start=c.start, stop=c.stop)
+                              for c in seqs.clips]
+    return seqs, reps
+
+
+def evaluate_representations(reps: dict[str, list[np.ndarray]], labels: np.ndarray, *, pooling: str = "sequence",
+                             scaling: str = "zscore-l2", band=None, percentile: float = 45.0,
+                             progress: bool = False) -> dict[str, RepresentationResult]:
+    """Pool, scale (each set alike) and score every representation against ``labels``."""
+    return {name: evaluate_representation(name, scale_sequences(pool_sequences(s, mode=pooling), mode=scaling),
+                                          labels, band=band, percentile=percentile, progress=progress)
+            for name, s in reps.items()}
+
+
+def cluster_eval(clips: Sequence[Clip], model: LoadedModel, *, backends: Sequence[Backend] = (),
+                 band=None, percentile: float = 45.0, scaling: str = "zscore-l2", pooling: str = "sequence",
+                 stride: int | None = SEQUENCE_STRIDE, seed: int = 0, progress: bool = False,
+                 log: Callable[[str], None] = print) -> ClusterEval:
+    """Embed ``clips`` three ways (see the module doc) and with each backend, pool and scale each
+    set alike (``pooling``, ``scaling``, see :func:`sonotype.discovery.sequences.scale_sequences`) and score
+    each against the clips' labels."""
+    seqs, reps = representations(clips, model, backends=backends, stride=stride, seed=seed, log=log)
+    labels = np.array([c.label for c in seqs.clips]).astype(str)
+    results = evaluate_representations(reps, labels, pooling=pooling, scaling=scaling, band=band,
+                                       percentile=percentile, progress=progress)
+    return ClusterEval(labels, seqs, results, scaling, pooling)
+
+
+#: the clustering whose ARI picks settings on the selection set: the cut at the number of expert types
+SELECT_CLUSTERING = "agglomerative, k = {n} types"
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The setting chosen for one representation on the selection set, and its score there."""
+
+    representation: str
+    pooling: str
+    scaling: str
+    select_ari: float
+    select_nn: float
+
+
+def select_settings(reps: dict[str, list[np.ndarray]], labels: np.ndarray, *,
+                    poolings: Sequence[str] = POOLINGS, scalings: Sequence[str] = ("zscore-l2", "none"),
+                    band=None) -> dict[str, Choice]:
+    """For each representation, the (pooling, scaling) with the best ARI of the k = types cut on the
+    selection set (ties: the better 1-NN accuracy, then the earlier setting)."""
+    best: dict[str, Choice] = {}
+    key = SELECT_CLUSTERING.format(n=len(set(labels.tolist())))
+    for pooling in poolings:
+        for scaling in scalings:
+            for name, r in evaluate_representations(reps, labels, pooling=pooling, scaling=scaling,
+                                                    band=band).items():
+                c = Choice(name, pooling, scaling, float(r.scores[key]["ari"]), float(r.nn_accuracy))
+                old = best.get(name)
+                if old is None or (c.select_ari, np.nan_to_num(c.select_nn)) > (old.select_ari, np.nan_to_num(old.select_nn)):
+                    best[name] = c
+    return best
+
+
+def score_intervals(result: RepresentationResult, labels: np.ndarray, clustering: str, *, n_boot: int = 2000,
+                 level: float = 0.95, seed: int = 0) -> dict[str, tuple[float, float]]:
+    """95 % intervals over the clips. 1-NN accuracy (a mean of per-clip hits): percentile bootstrap of
+    the scored clips' hits. NMI / ARI of ``clustering``: a delete-one-type jackknife (normal interval
+    from the jackknife standard error). A bootstrap of clips would put copies of one clip in one
+    cluster and inflate these pair-counting scores, so that its intervals miss the estimate itself."""
+    rng = np.random.default_rng(seed)
+    hits = nn_correct(result.dist, labels).astype(np.float64)
+    pred = np.asarray(result.clusterings[clustering].labels)
+    lab = np.asarray(labels).astype(str)
+    nn = [hits[rng.integers(0, hits.size, hits.size)].mean() for _ in range(n_boot)] if hits.size else []
+    q = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
+    nn_iv = tuple(float(x) for x in np.percentile(nn, q)) if nn else (float("nan"), float("nan"))
+    types = np.unique(lab)
+    z = float(scipy.stats.norm.ppf((1 + level) / 2))
+    full = agreement(lab, pred)
+    out = {"nn_accuracy": nn_iv}
+    for m in ("nmi", "ari"):
+        loo = np.array([agreement(lab[lab != t], pred[lab != t])[m] for t in types])
+        se = float(np.sqrt((types.size - 1) / types.size * np.sum((loo - loo.mean()) ** 2)))
+        out[m] = (float(full[m] - z * se), float(full[m] + z * se))
+    return out
+
+
+def format_table(ev: ClusterEval) -> str:
+    """A plain-text table of the scores, one line per (representation, clustering)."""
+    scored = next(iter(ev.results.values())).nn_scored
+    lines = [(f"{len(ev.labels)} clips, {len(set(ev.labels.tolist()))} expert types; nearest-neighbour accuracy "
+              f"over the {scored} clips whose type occurs at least twice; sequences pooled: {ev.pooling}, scaled: {ev.scaling}"),
+             f"{'representation':<19} {'NN acc':>6}  {'clustering':<34} {'NMI':>5} {'ARI':>6} {'purity':>6} {'k':>3}"]
+    for r in ev.table_rows():
+        lines.append(f"{r['representation']:<19} {r['nn_accuracy']:>6.3f}  {r['clustering']:<34} {r['nmi']:>5.3f} "
+                     f"{r['ari']:>6.3f} {r['purity']:>6.3f} {r['n_clusters']:>3}")
+    return "\n".join(lines)
