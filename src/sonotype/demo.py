@@ -36,7 +36,7 @@ from .synth import make_clip_corpus, make_long_recording
 from .train import TrainConfig, train_encoder
 
 #: the demo's settings (``quick``: the smallest that still runs every stage, for tests)
-FULL = dict(per_class=24, encoder_epochs=20, detector_epochs=10, finetune_stride=4, long_seconds=120)
+FULL = dict(per_class=24, encoder_epochs=20, detector_epochs=10, finetune_stride=8, long_seconds=120)
 QUICK = dict(per_class=8, encoder_epochs=3, detector_epochs=3, finetune_stride=4, long_seconds=30)
 
 
