@@ -18,6 +18,15 @@ def test_demo_runs_end_to_end_and_reports_outputs(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path / "demo"), "--quick", "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "precision" in out and "recall" in out and "Outputs:" in out
+    # the console gets one line per stage (number, name, seconds, key numbers); the stages' own messages go to demo.log
+    stage_lines = [line for line in out.splitlines() if line.startswith("[")]
+    assert [line.split("]")[0] for line in stage_lines] == [f"[{i}/8" for i in range(1, 9)]
+    assert "false alarms/h" in out and "epoch 1/3" not in out
+    assert "epoch 1/3" in (tmp_path / "demo" / "demo.log").read_text()
+    timings = json.loads((tmp_path / "demo" / "timings.json").read_text())
+    assert [r["name"] for r in timings["stages"]][:3] == ["corpus", "encoder", "detector"] and len(timings["stages"]) == 8
+    assert all(r["wall_s"] >= 0 and r["cpu_s"] >= 0 for r in timings["stages"])
+    assert sum(r["wall_s"] for r in timings["stages"]) <= timings["total_wall_s"] + 1
     ev = json.loads((tmp_path / "demo" / "evaluation.json").read_text())
     c = ev["confusion"]
     assert c["tp"] + c["fn"] + c["fp"] + c["tn"] == ev["n_windows"] > 0
