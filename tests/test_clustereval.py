@@ -171,3 +171,47 @@ def test_a_mixed_rate_catalog_is_converted_not_skipped(synthetic_catalog, tmp_pa
     logs = []
     ev = cluster_eval(clips, model, log=logs.append)
     assert len(ev.sequences.clips) == 12 and not [m for m in logs if "skipped" in m]
+
+
+def test_best_variants_keep_one_speedup_per_backend():
+    from sonotype.clustereval import Choice, best_variants
+    ch = {"enc": Choice("enc", "mean", "none", 0.1, 0.2),
+          "bn (x0.5)": Choice("bn (x0.5)", "mean", "zscore-l2", 0.30, 0.4),
+          "bn": Choice("bn", "sequence", "none", 0.30, 0.5),  # same ARI, better 1-NN: this one
+          "bn (x2)": Choice("bn (x2)", "mean", "none", 0.05, 0.9)}
+    fam = {"bn (x0.5)": "bn", "bn": "bn", "bn (x2)": "bn"}
+    assert list(best_variants(ch, fam)) == ["enc", "bn"]
+    ch["bn (x2)"] = Choice("bn (x2)", "mean", "none", 0.31, 0.0)
+    assert list(best_variants(ch, fam)) == ["enc", "bn (x2)"]
+    assert best_variants(ch, {}) == ch  # no families: nothing dropped
+
+
+def test_select_speedups_need_a_selection_set(synthetic_catalog, tmp_path, capsys):
+    model = placeholder_model(tmp_path / "m.pt")
+    assert main(["cluster-eval", str(synthetic_catalog), "--model", str(model), "--pattern", "^(upsweep|downsweep)",
+                 "--backend", "birdnet", "--select-speedups", "0.5", "1", "--quiet"]) != 0
+    assert "select_speedups are chosen on a selection set: give --select-on" in capsys.readouterr().err
+
+
+def test_birdnet_speedup_is_chosen_on_the_selection_set_only(data_dir, tmp_path):
+    """Real orca audio: BirdNET at x0.5 and x1 both scored on the selection set (vocabulary calls),
+    one of them kept, and the reported set embedded and scored with that one only."""
+    from helpers import birdnet_or_skip
+    birdnet_or_skip()
+    d = data_dir / "orca-calls"
+    sel = [str(d / "vocabulary" / f) for f in ("S_1.wav", "S_2.wav", "S_3.wav")]
+    cat = [str(d / "catalog-2018" / f"FO-S{t}.flac") for t in ("06-a", "06-b", "06-c", "31-a", "31-b", "31-c")]
+    model = placeholder_model(tmp_path / "m.pt", frontend=PRESETS["orca"])
+    out, logs = tmp_path / "ce.json", []
+    from sonotype.api import cluster_eval as run
+    run(cat, model=str(model), backends=("birdnet",), select_on=tuple(sel), select_speedups=(0.5, 1.0),
+        hop=1.0, json_out=str(out), progress=False, log=logs.append)
+    doc = json.loads(out.read_text())
+    chosen = [c for c in doc["selection"]["choices"] if c["representation"].startswith("birdnet")]
+    assert len(chosen) == 1
+    bn = [b for b in doc["backends"] if b["name"] == "birdnet"]
+    assert len(bn) == 1 and bn[0]["speedup"] in (0.5, 1.0)
+    assert chosen[0]["representation"] == ("birdnet 2.4" + (" (x0.5)" if bn[0]["speedup"] == 0.5 else ""))
+    assert {r["representation"] for r in doc["rows"]} == set(REPRESENTATIONS) | {chosen[0]["representation"]}
+    scored = [m for m in logs if "(x0.5)" in m and "selection-set ARI" not in m]
+    assert bool(scored) == (bn[0]["speedup"] == 0.5)  # the other speed-up never reaches the reported table

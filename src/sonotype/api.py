@@ -399,6 +399,7 @@ def cluster_eval(paths: Sequence[str | Path] | None = None, *, config: ClusterEv
         POOLINGS,
         SELECT_CLUSTERING,
         ClusterEval,
+        best_variants,
         evaluate_representations,
         format_table,
         labelled_clips,
@@ -415,13 +416,18 @@ def cluster_eval(paths: Sequence[str | Path] | None = None, *, config: ClusterEv
     paths, progress = cfg.paths, cfg.progress
     clips = labelled_clips(paths, pattern=pat, labels_csv=labels_csv, channel=channel, log=log)
     loaded = load_model(model)
-    bks = [load_backend(b, hop_s=cfg.hop, speedup=cfg.speedup) for b in cfg.backends if b != "lstm"]
+    if cfg.select_speedups and not select_on:
+        raise ConfigError("select_speedups are chosen on a selection set: give --select-on too")
+    bks = [load_backend(b, hop_s=cfg.hop, speedup=s) for b in cfg.backends if b != "lstm"
+           for s in (cfg.select_speedups or (cfg.speedup,))]
     choices = None
     if select_on:
         sel = loudest_chunks(labelled_clips(select_on, pattern=pat, labels_csv=labels_csv, channel=channel, log=log))
         sseqs, sreps = representations(sel, loaded, backends=bks, stride=stride, log=log)
         slabels = np.array([c.label for c in sseqs.clips]).astype(str)
         choices = select_settings(sreps, slabels, poolings=POOLINGS, scalings=("zscore-l2", "none"), band=band)
+        choices = best_variants(choices, {b.info.label: b.info.name for b in bks})  # one speed-up per backend
+        bks = [b for b in bks if b.info.label in choices]
         log(f"settings chosen on {len(slabels)} chunks of {len(set(slabels.tolist()))} types from "
             f"{', '.join(map(str, select_on))} (best ARI at k = types there):")
         for c in choices.values():

@@ -361,6 +361,9 @@ class ClusterEvalRun:
                                        help="another labelled set on which each representation's pooling and scaling "
                                             "are chosen (e.g. orca-calls/vocabulary); the reported set then never "
                                             "picks a setting")
+    select_speedups: tuple[float, ...] = param((), nargs="+", check=Number(lo=0, lo_open=True, hi=1000),
+                                               help="with --select-on: speed-ups tried for each --backend (e.g. 0.5 1 "
+                                                    "2); the best on the selection set is used (replaces --speedup)")
     bootstrap: int = param(0, check=SIZE, help="give 95 % intervals: this many bootstrap resamples for 1-NN (e.g. "
                                               "2000); NMI and ARI by a jackknife over types")
     json_out: str | None = _json("write the result here")

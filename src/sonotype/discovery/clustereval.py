@@ -264,6 +264,20 @@ def select_settings(reps: dict[str, list[np.ndarray]], labels: np.ndarray, *,
     return best
 
 
+def best_variants(choices: dict[str, Choice], family: dict[str, str]) -> dict[str, Choice]:
+    """Of the representations that are variants of one thing (``family``: representation -> family
+    name, e.g. BirdNET played at x0.5, x1 and x2), keep the one with the best selection-set score
+    (ARI, then 1-NN, then the earlier one); representations not in ``family`` are kept as they are."""
+    best: dict[str, Choice] = {}
+    for name, c in choices.items():
+        key = family.get(name, name)
+        old = best.get(key)
+        if old is None or (c.select_ari, np.nan_to_num(c.select_nn)) > (old.select_ari, np.nan_to_num(old.select_nn)):
+            best[key] = c
+    kept = {c.representation for c in best.values()}
+    return {name: c for name, c in choices.items() if name in kept}
+
+
 def score_intervals(result: RepresentationResult, labels: np.ndarray, clustering: str, *, n_boot: int = 2000,
                  level: float = 0.95, seed: int = 0) -> dict[str, tuple[float, float]]:
     """95 % intervals over the clips. 1-NN accuracy (a mean of per-clip hits): percentile bootstrap of
