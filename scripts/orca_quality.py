@@ -25,14 +25,14 @@ from pathlib import Path
 import numpy as np
 
 from sonotype.api import cluster_eval
-from sonotype.backends import load_backend
-from sonotype.clustereval import (
+from sonotype.discovery.clustereval import (
     POOLINGS,
     SELECT_CLUSTERING,
     evaluate_representations,
     labelled_clips,
     loudest_chunks,
 )
+from sonotype.models.backends import load_backend
 
 SPEEDUPS = (0.5, 1.0, 2.0)
 SCALINGS = ("zscore-l2", "none")

@@ -8,6 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from helpers import placeholder_model
+from sonotype.features.frontend.frontend import PRESETS
 
 from sonotype.audio.io import write_audio
 from sonotype.audio.synth import whistle
@@ -20,7 +21,6 @@ from sonotype.discovery.clustereval import (
     read_labels,
 )
 from sonotype.errors import DataError
-from sonotype.features.frontend import PRESETS
 from sonotype.models.checkpoint import load_model
 
 
@@ -174,7 +174,7 @@ def test_a_mixed_rate_catalog_is_converted_not_skipped(synthetic_catalog, tmp_pa
 
 
 def test_best_variants_keep_one_speedup_per_backend():
-    from sonotype.clustereval import Choice, best_variants
+    from sonotype.discovery.clustereval import Choice, best_variants
     ch = {"enc": Choice("enc", "mean", "none", 0.1, 0.2),
           "bn (x0.5)": Choice("bn (x0.5)", "mean", "zscore-l2", 0.30, 0.4),
           "bn": Choice("bn", "sequence", "none", 0.30, 0.5),  # same ARI, better 1-NN: this one
