@@ -345,6 +345,17 @@ class WindowBatch:
 def iter_windows(path: str | Path, frontend: FrontEnd, *, channel: int = 0, sample_rate: float,
                  batch: int = 64, block_frames: int = DEFAULT_BLOCK) -> Iterator[WindowBatch]:
     """Stream a file as batches of at most ``batch`` normalised windows, in order, bounded memory."""
+    framing = framing_for(frontend, sample_rate, path)
+    for first, chunk in iter_frame_chunks(path, frontend, channel=channel, sample_rate=sample_rate, batch=batch,
+                                           block_frames=block_frames):
+        yield WindowBatch(first, frames_to_windows(chunk, window=framing.window, stride=framing.stride,
+                                                   centre_bins=framing.centre_bins))
+
+
+def iter_frame_chunks(path: str | Path, frontend: FrontEnd, *, channel: int = 0, sample_rate: float,
+                       batch: int = 64, block_frames: int = DEFAULT_BLOCK) -> Iterator[tuple[int, np.ndarray]]:
+    """Stream a file as ``(first window index, frames (f, n_bins))``: the raw frames that hold the next at
+    most ``batch`` whole windows (``f = (n - 1) * stride + window``), in order, bounded memory."""
     if batch < 1:
         raise ConfigError(f"batch must be >= 1, got {batch}")
     framing = framing_for(frontend, sample_rate, path)
@@ -356,9 +367,7 @@ def iter_windows(path: str | Path, frontend: FrontEnd, *, channel: int = 0, samp
         n = units.n_windows(pending.shape[0], window=w, stride=s)
         for i in range(0, n, batch):
             j = min(n, i + batch)
-            chunk = pending[i * s:(j - 1) * s + w]
-            yield WindowBatch(next_window + i, frames_to_windows(chunk, window=w, stride=s,
-                                                                 centre_bins=framing.centre_bins))
+            yield next_window + i, pending[i * s:(j - 1) * s + w]
         next_window += n
         pending = pending[n * s:]
 

@@ -27,9 +27,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import units
 from ..audio.io import DEFAULT_BLOCK
-from ..features.frontend import FrontEnd, framing_for, iter_frames, normalise
+from ..features.frontend import FrontEnd, framing_for, iter_frame_chunks, normalise
 from .lstm_v3 import Encoder
 
 
@@ -91,16 +90,8 @@ def iter_window_frames(path: str | Path, frontend: FrontEnd, *, channel: int = 0
     yields ``(first, frames (f, B), windows (n, W, B), offset (n, 1, 1|B), scale (n, 1, 1))``."""
     framing = framing_for(frontend, sample_rate, path)
     w, s = framing.window, framing.stride
-    pending = np.zeros((0, framing.n_bins), np.float32)
-    next_window = 0
-    for _, frames in iter_frames(path, frontend, channel=channel, sample_rate=sample_rate, block_frames=block_frames):
-        pending = np.concatenate([pending, frames]) if pending.size else frames
-        n = units.n_windows(pending.shape[0], window=w, stride=s)
-        for i in range(0, n, batch):
-            j = min(n, i + batch)
-            chunk = pending[i * s:(j - 1) * s + w]  # (f, B)
-            view = np.lib.stride_tricks.sliding_window_view(chunk, w, axis=0)[::s][:j - i]  # (n, B, W)
-            wins, off, sc = normalise(view.transpose(0, 2, 1), centre_bins=framing.centre_bins)
-            yield next_window + i, chunk, wins, off, sc
-        next_window += n
-        pending = pending[n * s:]
+    for first, chunk in iter_frame_chunks(path, frontend, channel=channel, sample_rate=sample_rate, batch=batch,
+                                          block_frames=block_frames):  # chunk (f, B)
+        view = np.lib.stride_tricks.sliding_window_view(chunk, w, axis=0)[::s]  # (n, B, W)
+        wins, off, sc = normalise(view.transpose(0, 2, 1), centre_bins=framing.centre_bins)
+        yield first, chunk, wins, off, sc
