@@ -83,3 +83,37 @@ def test_event_threshold_is_the_best_event_f1_over_the_candidates():
     th9, at9 = choose_event_threshold({"x": span}, candidates=60, target_precision=0.9)
     assert at9.precision >= 0.9 or at9 == best
     assert span_event_scores({"x": span}, rule=RegionRule(threshold=th)).f1 == best.f1
+
+
+def brute_matching(m: np.ndarray) -> int:
+    """The largest set of (region, event) pairs with no region or event used twice, by trying every
+    assignment of regions to events or to nothing (small matrices only)."""
+    import itertools
+    r, e = m.shape
+    best = 0
+    for choice in itertools.product(range(-1, e), repeat=r):
+        used = [j for j in choice if j >= 0]
+        if len(used) == len(set(used)) and all(m[i, j] for i, j in enumerate(choice) if j >= 0):
+            best = max(best, len(used))
+    return best
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_one_to_one_is_a_maximum_matching(seed):
+    from sonotype.detection.events import matched_pairs
+    rng = np.random.default_rng(seed)
+    m = rng.random((int(rng.integers(0, 6)), int(rng.integers(0, 6)))) < rng.uniform(0.1, 0.7)
+    assert matched_pairs(m) == brute_matching(m)
+
+
+def test_one_long_region_finds_one_call_one_to_one_and_all_of_them_by_overlap():
+    events = {"a.wav": [Event(10.0 * k, 10.0 * k + 1) for k in range(1, 6)]}  # five calls
+    regions = {"a.wav": [(5.0, 60.0)]}                                       # one region over all of them
+    durations = {"a.wav": 900.0}
+    overlap = score_events(regions, events, durations)
+    one = score_events(regions, events, durations, one_to_one=True)
+    assert (overlap.recall, overlap.precision) == (1.0, 1.0)
+    assert (one.events_found, one.regions_matching, one.recall, one.precision) == (1, 1, 0.2, 1.0)
+    split = score_events({"a.wav": [(10.0, 10.4), (10.6, 11.0)]}, {"a.wav": events["a.wav"][:1]}, durations,
+                         one_to_one=True)  # one call split in two regions: one of them is a false alarm
+    assert (split.events_found, split.false_alarms) == (1, 1)

@@ -90,6 +90,8 @@ def test_files_sharing_a_base_name_stay_apart_in_events_and_exports(model, thres
     res = json.loads((tmp_path / "e.json").read_text())
     assert res["events"] == 3 and res["recordings"] == sorted([str(s1), str(s2)])
     assert res["pam_rule"]["tolerance_s"] == 1.5 and res["pam_rule"]["events"] == 3  # also scored by the PAM rule
+    one = res["one_to_one"]  # and one to one: never more found than by overlap, nor than regions
+    assert one["events"] == 3 and one["events_found"] <= min(res["events_found"], res["regions"])
     assert res["hours"] == pytest.approx(8 / 3600)
     out = tmp_path / "raven"
     assert main(["export", "--db", db, "--format", "raven", "--out", str(out)]) == 0

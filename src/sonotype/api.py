@@ -338,12 +338,14 @@ def evaluate_events(*, config: EvaluateEventsRun | None = None, log: Callable[[s
     regions = {rid: [(r.region.start_s, r.region.stop_s) for r in by_rec[rid]] for rid in scored}
     s = score_events(regions, m.events, durations)
     pam = score_events(regions, m.events, durations, tolerance_s=tolerance_s)
+    one = score_events(regions, m.events, durations, one_to_one=True)
     log(f"run {run}: {s.events} annotated event(s) in {len(durations)} recording(s), {s.hours:.2f} h")
-    for name, sc in (("overlap rule", s), (f"PAM rule ({tolerance_s:g} s)", pam)):
+    for name, sc in (("overlap rule", s), (f"PAM rule ({tolerance_s:g} s)", pam), ("one-to-one", one)):
         log(f"  {name:<16} event recall {sc.recall:.3f} ({sc.events_found}/{sc.events})   precision {sc.precision:.3f} "
             f"({sc.regions_matching}/{sc.regions} regions)   F1 {sc.f1:.3f}   false alarms {sc.false_alarms} "
             f"({sc.false_alarms_per_hour:.2f} per hour)")
     result = {"run": run, **s.to_dict(), "pam_rule": {"tolerance_s": tolerance_s, **pam.to_dict()},
+              "one_to_one": one.to_dict(),
               "recordings": sorted(recs[rid].path for rid in scored)}
     if json_out:
         save_json(result, json_out)

@@ -5,7 +5,9 @@ under the PAM-challenge rule (``tolerance_s``, e.g. 1.5 s), when the region's ce
 ``tolerance_s`` of the event.
 Event recall = annotated events matched by at least one region / events; event precision =
 regions matching at least one event / regions; false alarms = regions matching no event, also
-given per hour of audio examined.
+given per hour of audio examined. With ``one_to_one``, each region may stand for one event only and each
+event for one region (a maximum bipartite matching): one long region over five calls finds one of them,
+and a call split into two regions counts one of them as a false alarm.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from dataclasses import asdict, dataclass
 from typing import Mapping, Sequence
 
 import numpy as np
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import maximum_bipartite_matching
 
 from ..errors import DataError
 from ..features.frontend import Framing
@@ -74,17 +78,33 @@ def matches(regions: np.ndarray, events: np.ndarray, *, min_overlap_s: float = 0
     return (c >= e[None, :, 0] - tolerance_s) & (c <= e[None, :, 1] + tolerance_s)
 
 
+def matched_pairs(m: np.ndarray) -> int:
+    """Size of a maximum matching in the ``(R, E)`` bool match matrix ``m``: the most (region, event) pairs
+    with no region and no event used twice."""
+    m = np.asarray(m, bool)
+    if m.size == 0 or not m.any():
+        return 0
+    pairs = maximum_bipartite_matching(csr_matrix(m.astype(np.int8)), perm_type="column")  # (R,) event or -1
+    return int((pairs >= 0).sum())
+
+
 def score_events(regions: Mapping[str, Sequence[tuple[float, float]]], events: Mapping[str, Sequence[Event]],
                  durations_s: Mapping[str, float], *, min_overlap_s: float = 0.0,
-                 tolerance_s: float | None = None) -> EventScores:
+                 tolerance_s: float | None = None, one_to_one: bool = False) -> EventScores:
     """Event scores over files. ``regions``/``events`` are keyed by file name; ``durations_s`` lists
-    every file examined (files with no events still count for false alarms and hours)."""
+    every file examined (files with no events still count for false alarms and hours). ``one_to_one``:
+    count a maximum matching of regions to events (see the module docstring), not any overlap."""
     n_ev = found = n_reg = matching = 0
     for name in durations_s:
         r = np.asarray(regions.get(name, ()), np.float64).reshape(-1, 2)
         e = np.asarray([(ev.start, ev.end) for ev in events.get(name, ())], np.float64).reshape(-1, 2)
         m = matches(r, e, min_overlap_s=min_overlap_s, tolerance_s=tolerance_s)
         n_ev += len(e); n_reg += len(r)
+        if one_to_one:
+            k = matched_pairs(m)
+            found += k
+            matching += k
+            continue
         found += int(m.any(axis=0).sum()) if len(r) else 0
         matching += int(m.any(axis=1).sum()) if len(e) else 0
     return EventScores(n_ev, found, n_reg, matching, sum(durations_s.values()) / 3600.0)
