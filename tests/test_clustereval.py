@@ -8,7 +8,6 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from helpers import placeholder_model
-from sonotype.features.frontend.frontend import PRESETS
 
 from sonotype.audio.io import write_audio
 from sonotype.audio.synth import whistle
@@ -21,6 +20,7 @@ from sonotype.discovery.clustereval import (
     read_labels,
 )
 from sonotype.errors import DataError
+from sonotype.features.frontend import PRESETS
 from sonotype.models.checkpoint import load_model
 
 
