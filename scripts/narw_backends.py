@@ -97,11 +97,12 @@ def event_table(per_file, f, hop, thresholds):
     return rows
 
 
-def fit(xs, ys, c):
+def fit(xs, ys, c, *, max_iter: int = 2000):
+    """A standardised, class-balanced logistic regression on the labelled rows (label >= 0); returns P(call)."""
     x, y = np.concatenate(xs), np.concatenate(ys)
     keep = y >= 0
     sc = StandardScaler().fit(x[keep])
-    clf = LogisticRegression(C=c, class_weight="balanced", max_iter=2000).fit(sc.transform(x[keep]), y[keep])
+    clf = LogisticRegression(C=c, class_weight="balanced", max_iter=max_iter).fit(sc.transform(x[keep]), y[keep])
     return lambda z: clf.predict_proba(sc.transform(z))[:, 1]
 
 

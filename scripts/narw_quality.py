@@ -113,6 +113,16 @@ def train_heads(data: Data, scale: str, cfg: DetectorConfig, rels, val: Labelled
     return heads
 
 
+
+def summarise(spans, ss, ys) -> dict:
+    """Window AP of the pooled scores ``ss`` against labels ``ys``, and the event scores of ``spans`` at the
+    event threshold chosen on them (overlap rule; PAM-rule F1 too)."""
+    th, ev = choose_event_threshold(spans, rule=RegionRule())
+    pam = span_event_scores(spans, rule=RegionRule(threshold=th), tolerance_s=1.5)
+    return {"ap": metrics.average_precision(np.concatenate(ss), np.concatenate(ys)), "threshold": th,
+            "recall": ev.recall, "precision": ev.precision, "f1": ev.f1, "fa_h": ev.false_alarms_per_hour,
+            "pam_f1": pam.f1}
+
 def cross_validate(data: Data, scale: str, cfg: DetectorConfig, mixer=None) -> dict:
     spans, ys, ss = {}, [], []
     for k in range(2):
@@ -126,11 +136,7 @@ def cross_validate(data: Data, scale: str, cfg: DetectorConfig, mixer=None) -> d
             sc = np.mean([head_scores(h, e) for h in heads], axis=0)
             it = data.items[r]
             spans[r] = ScoredSpan(sc, fr, 0, it.frames, tuple(it.events))
-    th, ev = choose_event_threshold(spans, rule=RegionRule())
-    pam = span_event_scores(spans, rule=RegionRule(threshold=th), tolerance_s=1.5)
-    return {"ap": metrics.average_precision(np.concatenate(ss), np.concatenate(ys)), "threshold": th,
-            "recall": ev.recall, "precision": ev.precision, "f1": ev.f1, "fa_h": ev.false_alarms_per_hour,
-            "pam_f1": pam.f1}
+    return summarise(spans, ss, ys)
 
 
 FT_EPOCHS = 6
@@ -168,11 +174,7 @@ def cross_validate_finetune(data: Data, scale: str, cfg: DetectorConfig) -> dict
             lab = it.window_labels(len(sc), fr, min_overlap=cfg.min_overlap)
             ys.append(lab[lab != IGNORE]); ss.append(sc[lab != IGNORE])
             spans[r] = ScoredSpan(sc, fr, 0, it.frames, tuple(it.events))
-    th, ev = choose_event_threshold(spans, rule=RegionRule())
-    pam = span_event_scores(spans, rule=RegionRule(threshold=th), tolerance_s=1.5)
-    return {"ap": metrics.average_precision(np.concatenate(ss), np.concatenate(ys)), "threshold": th,
-            "recall": ev.recall, "precision": ev.precision, "f1": ev.f1, "fa_h": ev.false_alarms_per_hour,
-            "pam_f1": pam.f1}
+    return summarise(spans, ss, ys)
 
 
 def cp(k: int, n: int) -> tuple[float, float]:

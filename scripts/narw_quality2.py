@@ -46,11 +46,10 @@ from pathlib import Path
 
 import numpy as np
 from scipy.signal import butter, sosfiltfilt
-from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score
-from sklearn.preprocessing import StandardScaler
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import narw_backends  # noqa: E402
 import narw_quality as q  # noqa: E402
 
 from sonotype.audio.io import audio_info  # noqa: E402
@@ -173,11 +172,7 @@ def bn_labels(n: int, win: float, hop: float, events) -> np.ndarray:
 
 
 def bn_fit(xs, ys, c):
-    x, y = np.concatenate(xs), np.concatenate(ys)
-    keep = y >= 0
-    sc = StandardScaler().fit(x[keep])
-    clf = LogisticRegression(C=c, class_weight="balanced", max_iter=3000).fit(sc.transform(x[keep]), y[keep])
-    return lambda z: clf.predict_proba(sc.transform(z))[:, 1]
+    return narw_backends.fit(xs, ys, c, max_iter=3000)
 
 
 def segment_scores(scores: np.ndarray, win: float, hop: float, res: float, duration: float, pool: str) -> np.ndarray:
