@@ -50,8 +50,13 @@ def embeddings(f: float, hop: float, rel: str, out: Path) -> np.ndarray:
 
 
 def window_labels(n: int, f: float, hop: float, events) -> np.ndarray:
-    """1 = holds >= half of an upcall, 0 = touches none, -1 = ignore."""
-    w = 3.0 * f
+    """Labels of BirdNET's 3-s windows at speed-up ``f`` (``3 f`` s of recording, every ``hop`` s)."""
+    return span_labels(n, 3.0 * f, hop, events)
+
+
+def span_labels(n: int, w: float, hop: float, events) -> np.ndarray:
+    """Labels of ``n`` spans of ``w`` s every ``hop`` s: 1 = holds >= half of an upcall, 0 = touches none,
+    -1 = ignore."""
     s = np.arange(n) * hop
     y = np.zeros(n, np.int8)
     for ev in events:

@@ -160,17 +160,6 @@ def bn_emb(cache: Path, f: float, hop: float, rel: str) -> np.ndarray:
     return np.load(p)
 
 
-def bn_labels(n: int, win: float, hop: float, events) -> np.ndarray:
-    """1 = holds >= half of an upcall, 0 = touches none, -1 = ignore (as narw_backends)."""
-    s = np.arange(n) * hop
-    y = np.zeros(n, np.int8)
-    for ev in events:
-        ov = np.minimum(s + win, ev.end) - np.maximum(s, ev.start)
-        y[(ov > 0) & (y == 0)] = -1
-        y[ov >= 0.5 * (ev.end - ev.start)] = 1
-    return y
-
-
 def bn_fit(xs, ys, c):
     return narw_backends.fit(xs, ys, c, max_iter=3000)
 
@@ -234,7 +223,7 @@ def part2(cache: Path, final: bool) -> dict:
     ev = {r: ann.get(Path(r).name, []) for r in files}
     heads = {16: (48.0, 6.0), 4: (12.0, 1.5)}  # speed-up: (window s of recording, hop s)
     emb = {(f, r): bn_emb(cache, f, hop, r) for f, (_, hop) in heads.items() for r in files}
-    lab = {(f, r): bn_labels(len(emb[f, r]), heads[f][0], heads[f][1], ev[r]) for f in heads for r in files}
+    lab = {(f, r): narw_backends.span_labels(len(emb[f, r]), heads[f][0], heads[f][1], ev[r]) for f in heads for r in files}
 
     def scores_of(f, c, train_rels, rels):
         m = bn_fit([emb[f, r] for r in train_rels], [lab[f, r] for r in train_rels], c)
