@@ -13,7 +13,7 @@ ORDER = [
     "errors", "params", "units", "runtime",
     "audio.io", "audio.resample", "audio.synth",
     "features.frontend", "features.pooling", "features.torch_frontend", "features.render",
-    "models.lstm_v3", "models.sharedconv", "models.checkpoint", "models.embed", "models.infer",
+    "models.localconv", "models.lstm_v3", "models.sharedconv", "models.checkpoint", "models.embed", "models.infer",
     "models.backends.base", "models.backends.birdnet", "models.backends.lstm", "models.backends",
     "training.metrics", "training.dataset", "training.augment", "training.framebank", "training.train",
     "training.distill", "training.finetune",
