@@ -10,7 +10,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "sonotype"
 #: the data flow, earliest first: audio -> features -> models -> training -> detection -> store -> runner ->
 #: discovery -> report -> web -> api/demo/cli. Within a package, its modules in their own order.
 ORDER = [
-    "errors", "params", "units", "runtime",
+    "errors", "params", "units", "runtime", "tables",
     "audio.io", "audio.resample", "audio.synth",
     "features.frontend", "features.pooling", "features.torch_frontend", "features.render",
     "models.localconv", "models.lstm_v3", "models.sharedconv", "models.checkpoint", "models.embed", "models.infer",

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from sonotype.detection.regions import Region
-from sonotype.errors import ConfigError
+from sonotype.errors import ConfigError, NotFound
+from sonotype.features.frontend import PRESETS
 from sonotype.store import StoreError, load_schema, normalise_url, open_store
 
 REPO = Path(__file__).resolve().parents[1]
@@ -208,6 +209,51 @@ def test_save_result_replaces_and_marks_done(store):
     summary = store.run_summary(run)
     assert (summary["done"], summary["failed"], summary["regions"], summary["windows"]) == (2, 0, 2, 127)
     assert summary["seconds"] == pytest.approx(3.5)
+
+
+def test_run_or_latest_is_the_latest_finished_run(store):
+    """The one rule for "which run" (api, label export, web pages): checked against the obvious reference,
+    the highest run id among the finished results (of one recording, or of any)."""
+    with pytest.raises(NotFound, match="no finished detection run; run `sonotype detect` first"):
+        store.run_or_latest()
+    assert store.run_or_latest(required=False) is None
+    a, b = rec(store), rec(store, path="b.wav", h="b" * 64)
+    _, r1 = model_run(store, settings={"n": 1})
+    _, r2 = model_run(store, settings={"n": 2})
+    _, r3 = model_run(store, settings={"n": 3})
+    store.save_result(a, r2, regions_of(1), n_windows=1, seconds=1)
+    store.save_result(b, r1, regions_of(1), n_windows=1, seconds=1)
+    store.record_failure(run_id=r3, path="b.wav", error="boom", recording_id=b)  # r3: started, nothing done
+
+    def reference(recording=None):
+        done = [p.run_id for p in store.processed(status="done") if recording in (None, p.recording_id)]
+        return max(done) if done else None
+
+    assert store.run_or_latest() == reference() == r2
+    assert store.run_or_latest(recording_id=b) == reference(b) == r1
+    assert store.run_or_latest(recording_id=a) == reference(a) == r2
+    assert store.run_or_latest(r3) == r3 and store.run_or_latest(str(r1)) == r1  # any existing run, as given
+    with pytest.raises(NotFound, match=rf"run {r3 + 1} does not exist in .*`sonotype runs --db URL`"):
+        store.run_or_latest(r3 + 1)
+    c = rec(store, path="c.wav", h="c" * 64)
+    assert store.run_or_latest(recording_id=c, required=False) is None
+    with pytest.raises(NotFound, match=f"no finished detection run for recording {c}"):
+        store.run_or_latest(recording_id=c)
+
+
+def test_run_frontend_reads_the_runs_settings(store):
+    narw = PRESETS["narw"]
+    _, with_fe = model_run(store, settings={"frontend": narw.to_dict(), "rule": {}})
+    _, old = model_run(store, settings={"frontend": {**narw.to_dict(), "retired_key": 1}})  # other versions
+    _, without = model_run(store, settings={"threshold": 0.5})
+    _, bad = model_run(store, settings={"frontend": {**narw.to_dict(), "hop": -3}})
+    assert store.run_frontend(with_fe) == narw == store.run_frontend(old)
+    assert store.run_frontend(with_fe) != PRESETS["dolphin"]
+    assert store.run_frontend(without) is None
+    with pytest.raises(ConfigError, match=rf"run {bad} stored a front end that cannot be read"):
+        store.run_frontend(bad)
+    with pytest.raises(NotFound, match=f"run {bad + 1} does not exist"):
+        store.run_frontend(bad + 1)
 
 
 def test_regions_round_trip_exactly(store):

@@ -224,31 +224,19 @@ def runs(*, config: RunsRun | None = None, log: Callable[[str], None] = print, *
     return out
 
 
-def latest_run(store, run: int | None) -> int:
-    """``run`` if it exists, else (None) the latest detection run with finished results."""
-    if run is None:
-        done = store.processed(status="done")
-        if not done:
-            raise ConfigError(f"{store}: no finished detection run; run `sonotype detect` first")
-        run = max(p.run_id for p in done)
-    if store.run(run) is None:
-        raise ConfigError(f"run {run} does not exist in {store}; `sonotype runs --db URL` lists the runs")
-    return run
-
-
 def _run_records(store, run: int | None):
     """(run id, recordings by id, RegionRecords by recording id) of a run (default: the latest run with
     results). Grouped by recording id, never by path or name: two recordings may share either."""
     from .store.export import RegionRecord
-    run = latest_run(store, run)
-    r = store.run(run)
-    fe = r.settings.get("frontend", {})
+    run = store.run_or_latest(run)
+    fe = store.run_frontend(run)
+    low, high = (None, None) if fe is None else (fe.fmin, fe.fmax)
     recs = {p.recording_id: store.recording(p.recording_id) for p in store.processed(run_id=run, status="done")}
     by_rec: dict[int, list] = {rid: [] for rid in recs}
     for g in store.regions(run_id=run):
         if g.recording_id in recs:
             by_rec[g.recording_id].append(RegionRecord(recs[g.recording_id].path, g.region, g.id,
-                                                       low_hz=fe.get("fmin"), high_hz=fe.get("fmax")))
+                                                       low_hz=low, high_hz=high))
     return run, recs, by_rec
 
 
@@ -376,7 +364,7 @@ def cluster(*, config: ClusterRun | DiscoverConfig | None = None, log: Callable[
         config, kw = None, {**kw, "discover": config}
     c = _config(ClusterRun, config, **kw)
     with open_store(c.db, must_exist=True) as store:
-        run = latest_run(store, c.run)
+        run = store.run_or_latest(c.run)
         m = run_model(store, run, c.model)
         res = discover(store, run, m, config=c.discover, progress=c.progress, log=log)
     log(f"run {run}: {len(res.region_ids)} regions clustered with encoder {res.model_version}; "
@@ -510,7 +498,7 @@ def report(*, config: ReportRun | None = None, options=None, log: Callable[[str]
         return build_model_report(m, out, evaluation=evaluation, catalog=ev, options=opts, log=log)
     with open_store(db, read_only=True) as store:
         return build_model_report(m, out, evaluation=evaluation, catalog=ev, store=store,
-                                  run_id=latest_run(store, run), options=opts, log=log)
+                                  run_id=store.run_or_latest(run), options=opts, log=log)
 
 
 def export_labels(*, config: ExportLabelsRun | None = None, log: Callable[[str], None] = print, **kw):

@@ -14,7 +14,6 @@ distance percentile and at the silhouette-best cluster count, and of HDBSCAN.
 
 from __future__ import annotations
 
-import csv
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -28,6 +27,7 @@ from ..errors import DataError
 from ..models.backends import Backend
 from ..models.backends.lstm import LSTMBackend
 from ..models.checkpoint import LoadedModel
+from ..tables import read_table
 from ..training.dataset import find_audio
 from .agreement import agreement, loo_nn_accuracy, nn_correct
 from .cluster import Clustering, agglomerative, hdbscan, silhouette_cut
@@ -58,14 +58,10 @@ def label_from_name(path: str | Path, *, pattern: str = DEFAULT_LABEL_PATTERN) -
 
 
 def read_labels(path: str | Path) -> dict[str, str]:
-    """A CSV with columns ``filename,label`` -> {file name: label}."""
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"labels table {p} does not exist")
-    rows = list(csv.DictReader(p.read_text(encoding="utf-8-sig").splitlines()))
-    if not rows or not {"filename", "label"} <= set(rows[0]):
-        raise DataError(f"labels table {p} needs columns 'filename' and 'label' and at least one row")
-    return {Path(r["filename"]).name: r["label"] for r in rows if r.get("label")}
+    """A table with columns ``filename,label`` (read by the rules of :mod:`sonotype.tables`) -> {file base
+    name: label}; rows with an empty label are left out."""
+    table = read_table(path, what="labels table", required=("filename", "label"))
+    return {row.file_name(): row["label"] for row in table.rows if row["label"]}
 
 
 def labelled_clips(paths: Sequence[str | Path], *, pattern: str = DEFAULT_LABEL_PATTERN,

@@ -27,7 +27,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ConfigError
 from ..store import Store, open_store
 
 COLUMNS = ["filename", "start", "end", "label", "region_id", "region_start", "region_end", "source", "author", "note"]
@@ -57,7 +56,7 @@ class LabelExport:
 
 
 def _clean(text: str | None) -> str:
-    """One line of text (the annotation reader splits the file into lines before parsing CSV)."""
+    """One line of text (one row per line: a table that reads and diffs well line by line)."""
     return "" if text is None else " ".join(str(text).split())
 
 
@@ -65,11 +64,7 @@ def write_label_table(store: Store, out: str | Path, *, run_id: int | None = Non
                       only_reviewed: bool = False) -> LabelExport:
     """Write the curated labels of detection run ``run_id`` (default: the latest finished one) to the
     CSV ``out``; see the module docstring for the format."""
-    run = store.latest_run_id() if run_id is None else int(run_id)
-    if run is None:
-        raise ConfigError(f"{store.label}: no finished detection run; run `sonotype detect` first")
-    if store.run(run) is None:
-        raise ConfigError(f"run {run} does not exist in {store.label}; `sonotype runs --db URL` lists the runs")
+    run = store.run_or_latest(run_id)
     labels = store.region_labels(run_id=run)
     by_rec: dict[int, list] = {}
     for g in store.regions(run_id=run):

@@ -189,7 +189,7 @@ def region_sequences(store: Store, run_id: int, model: LoadedModel, *, stride: i
     for r in rows:
         if r.id not in have:
             todo.setdefault(r.recording_id, []).append(r)
-    same_frontend = _run_frontend(store, run_id) == fe
+    same_frontend = store.run_frontend(run_id) == fe
     bar = tqdm(total=sum(len(v) for v in todo.values()), desc="embedding regions", unit="region",
                disable=not progress)
     for rec_id, regs in todo.items():
@@ -214,12 +214,6 @@ def region_sequences(store: Store, run_id: int, model: LoadedModel, *, stride: i
         have.update(done)
     bar.close()
     return have
-
-
-def _run_frontend(store: Store, run_id: int) -> FrontEnd | None:
-    run = store.run(run_id)
-    fe = (run.settings or {}).get("frontend") if run else None
-    return FrontEnd.from_dict(fe) if fe else None
 
 
 #: how embedding sequences are scaled before DTW (the same for every representation compared)

@@ -8,7 +8,6 @@ loses at most the file in progress; running the same command again completes the
 
 from __future__ import annotations
 
-import csv
 import struct
 import time
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from ..errors import AudioError, DataError, SonotypeError
 from ..models.checkpoint import LoadedModel, load_model, model_version
 from ..models.infer import Scorer
 from ..store import Store, open_store
+from ..tables import read_table
 from ..training.dataset import canonical_path, find_audio
 
 
@@ -96,15 +96,11 @@ def wav_truncation(path) -> str | None:
 
 
 def read_metadata_table(path: str | Path) -> dict[str, dict]:
-    """CSV with a ``filename`` column (base name or path) and any metadata columns (encounter, site, date, ...)."""
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"metadata table {p} does not exist")
-    rows = list(csv.DictReader(p.read_text(encoding="utf-8-sig").splitlines()))
-    if not rows or "filename" not in rows[0]:
-        raise DataError(f"metadata table {p} needs a 'filename' column and at least one row")
-    return {Path(r["filename"]).name: {k: v for k, v in r.items() if k != "filename" and v not in (None, "")}
-            for r in rows}
+    """Table (read by the rules of :mod:`sonotype.tables`) with a ``filename`` column (base name or path)
+    and any metadata columns (encounter, site, date, ...) -> {file base name: {column key: value}}; the
+    keys are the columns' :func:`~sonotype.tables.column_key` (``Site`` -> ``site``), empty cells left out."""
+    table = read_table(path, what="metadata table", required=("filename",), optional=("encounter", "site", "date"))
+    return {row.file_name(): {k: v for k, v in row.cells.items() if k != "filename" and v} for row in table.rows}
 
 
 def register(store: Store, model: LoadedModel, rule: RegionRule, *, channel, batch: int) -> int:

@@ -8,7 +8,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..detection.regions import Region
-from ..errors import ConfigError
+from ..errors import ConfigError, NotFound
+from ..features.frontend import FrontEnd
 from . import queries as q
 from .base import Connected
 from .rows import (
@@ -153,6 +154,39 @@ class DetectionStore(Connected):
             else:
                 v = c.execute(q.LATEST_RUN_OF_RECORDING, {"recording_id": int(recording_id)}).scalar()
         return opt_int(v)
+
+    def run_or_latest(self, run_id: int | None = None, *, recording_id: int | None = None,
+                      required: bool = True) -> int | None:
+        """The run a command or page works on: ``run_id`` checked to exist, or (None) the latest run with a
+        finished result (:meth:`latest_run_id`, of ``recording_id`` or of any recording).
+
+        Raises :class:`~sonotype.errors.NotFound` for a ``run_id`` that does not exist, and when there is no
+        finished run unless ``required`` is False (then None)."""
+        if run_id is not None:
+            if self.run(int(run_id)) is None:
+                raise NotFound(f"run {run_id} does not exist in {self.label}; `sonotype runs --db URL` lists the runs")
+            return int(run_id)
+        latest = self.latest_run_id(recording_id)
+        if latest is None and required:
+            of = "" if recording_id is None else f" for recording {recording_id}"
+            raise NotFound(f"{self.label}: no finished detection run{of}; run `sonotype detect` first")
+        return latest
+
+    def run_frontend(self, run_id: int) -> FrontEnd | None:
+        """The front end detection run ``run_id`` computed its spectrograms with (its settings' ``frontend``,
+        written by the batch runner), or None when the run stored none. Raises :class:`NotFound` for an unknown
+        run and :class:`~sonotype.errors.ConfigError` when the stored front end cannot be read."""
+        run = self.run(int(run_id))
+        if run is None:
+            raise NotFound(f"run {run_id} does not exist in {self.label}; `sonotype runs --db URL` lists the runs")
+        d = (run.settings or {}).get("frontend")
+        if not d:
+            return None
+        try:
+            return FrontEnd.from_dict(d)
+        except (ConfigError, TypeError, AttributeError) as e:
+            raise ConfigError(f"{self.label}: run {run_id} stored a front end that cannot be read ({e}): {d!r}; "
+                             "the run was written by another sonotype version: detect again into a new run") from None
 
     # ------------------------------------------------------------------ results
     def is_processed(self, recording_id: int, run_id: int) -> bool:

@@ -11,7 +11,6 @@ every training entry point.)
 
 from __future__ import annotations
 
-import csv
 import fnmatch
 import glob
 import hashlib
@@ -26,6 +25,7 @@ import numpy as np
 from ..audio.io import open_recording
 from ..errors import AudioError, DataError
 from ..features.frontend import Framing, FrontEnd, framing_for, iter_frames
+from ..tables import read_table
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".aac", ".aif", ".aiff", ".opus", ".wma", ".mp4")
 
@@ -146,51 +146,25 @@ class Event:
 
 
 def read_annotations(path: str | Path, *, keep_paths: bool = False) -> dict[str, list[Event]]:
-    """Annotation table (CSV/TSV with columns ``filename,start,end`` and optionally ``label``) ->
-    events per file *base name* (``keep_paths``: per file name as written, folders kept, for
-    :func:`match_annotations`). Times are seconds from the start of the file; a row with empty
-    start and end lists a file that was annotated and holds no event."""
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"annotation table {p} does not exist")
-    text = p.read_text(encoding="utf-8-sig")
-    dialect = "excel-tab" if text.split("\n", 1)[0].count("\t") > text.split("\n", 1)[0].count(",") else "excel"
-    reader = csv.DictReader(text.splitlines(), dialect=dialect)
-    numbered = [(reader.line_num, row) for row in reader]  # line numbers in the file (blank lines skipped)
-    if not numbered:
-        raise DataError(f"annotation table {p} has no rows")
-    header = list(numbered[0][1].keys())
-    cols = {c.strip().lower(): c for c in header if c}
-    missing = [c for c in ("filename", "start", "end") if c not in cols]
-    if missing:
-        raise DataError(f"annotation table {p} lacks column(s) {missing}; found {header}, "
-                        "expected at least filename,start,end (seconds)")
+    """Annotation table (columns ``filename,start,end`` and optionally ``label``; read by the rules of
+    :mod:`sonotype.tables`) -> events per file *base name* (``keep_paths``: per file name as written,
+    folders kept, for :func:`match_annotations`). Times are seconds from the start of the file; a row
+    with empty start and end lists a file that was annotated and holds no event."""
+    table = read_table(path, what="annotation table", required=("filename", "start", "end"), optional=("label",),
+                       units="start and end in seconds from the start of the file")
     events: dict[str, list[Event]] = {}
-    for n, row in numbered:
-        name = _table_name(row[cols["filename"]] or "", keep_paths=keep_paths)
-        if not (row[cols["start"]] or "").strip() and not (row[cols["end"]] or "").strip():
+    for row in table.rows:
+        name = row.file_name("filename", keep_paths=keep_paths)
+        if not row["start"] and not row["end"]:
             events.setdefault(name, [])  # listed with no times: annotated, holds no event
             continue
-        try:
-            start, end = float(row[cols["start"]]), float(row[cols["end"]])
-        except (TypeError, ValueError):
-            raise DataError(f"{p}, line {n}: start/end must be numbers (seconds), got "
-                            f"{row[cols['start']]!r}, {row[cols['end']]!r}") from None
+        start, end = row.number("start", expected="seconds"), row.number("end", expected="seconds")
         if not 0 <= start < end:
-            raise DataError(f"{p}, line {n}: need 0 <= start < end, got start={start}, end={end}")
-        label = row[cols["label"]] if "label" in cols else ""
-        events.setdefault(name, []).append(Event(start, end, str(label)))
+            raise DataError(f"{row.where}: need 0 <= start < end, got start={start}, end={end}")
+        events.setdefault(name, []).append(Event(start, end, row["label"]))
     for evs in events.values():
         evs.sort(key=lambda e: e.start)
     return events
-
-
-def _table_name(raw: str, *, keep_paths: bool) -> str:
-    """A file name from an annotation table: folders kept (``/`` separated) or only the base name."""
-    posix = raw.strip().replace("\\", "/")
-    parts = [p for p in PurePosixPath(posix).parts if p != "."]
-    name = str(PurePosixPath(*parts)) if parts else ""
-    return name if keep_paths else PurePosixPath(name).name
 
 
 def _parts(path: str | Path) -> tuple[str, ...]:

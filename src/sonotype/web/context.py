@@ -18,7 +18,7 @@ import numpy as np
 from fastapi import HTTPException, Request
 
 from ..audio.io import AudioInfo, audio_info
-from ..errors import AudioError, ConfigError
+from ..errors import AudioError, ConfigError, NotFound
 from ..features.frontend import FrontEnd
 from ..features.render import levels, span_columns
 from ..store import RecordingRow, RegionRow, Store
@@ -194,21 +194,22 @@ def region_or_404(ctx: ServerContext, region_id: int) -> RegionRow:
 
 
 def run_for(ctx: ServerContext, recording_id: int, run_id: int | None) -> int | None:
-    """``run_id`` checked to exist, or the latest run with a finished result for the recording."""
-    if run_id is None:
-        return ctx.store.latest_run_id(recording_id)
-    if ctx.store.run(run_id) is None:
-        raise not_found("run", run_id)
-    return int(run_id)
+    """``run_id`` checked to exist (404 otherwise), or the latest run with a finished result for the recording
+    (None when it has none): :meth:`~sonotype.store.DetectionStore.run_or_latest`."""
+    try:
+        return ctx.store.run_or_latest(run_id, recording_id=recording_id, required=False)
+    except NotFound:
+        raise not_found("run", run_id) from None
 
 
 def frontend_of_run(ctx: ServerContext, run_id: int | None) -> FrontEnd | None:
-    """The front end a detection run used (``runs.settings['frontend']``), or None."""
-    run = None if run_id is None else ctx.store.run(run_id)
-    d = (run.settings or {}).get("frontend") if run is not None else None
+    """The front end a detection run used (:meth:`~sonotype.store.DetectionStore.run_frontend`), or None
+    for no run or when it cannot be read (pictures then use the default front end)."""
+    if run_id is None:
+        return None
     try:
-        return FrontEnd.from_dict(d) if isinstance(d, dict) else None
-    except (ConfigError, TypeError):
+        return ctx.store.run_frontend(run_id)
+    except (NotFound, ConfigError):
         return None
 
 
