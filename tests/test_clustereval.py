@@ -123,8 +123,8 @@ def test_score_intervals_hold_the_estimate_and_narrow_with_more_types():
 
 
 def test_loudest_chunks_find_the_calls(tmp_path):
-    from sonotype.discovery.clustereval import loudest_chunks
     from sonotype.audio.span import Span
+    from sonotype.discovery.clustereval import loudest_chunks
     rate = 8000
     x = 0.01 * np.random.default_rng(0).standard_normal(rate * 20).astype(np.float32)
     for t in (3.0, 9.5, 15.0):  # three 1-s calls

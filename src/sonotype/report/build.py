@@ -176,7 +176,8 @@ def _run_figures(store: Store, run_id: int, model: LoadedModel, folder: Path, op
                                    f"{regions[int(i)].region.start_s:.1f}s" for i in sub],
                            title=f"Cluster {c}: {m.size} regions")
             figs[f"Cluster gallery: cluster {c}"] = f"figures/cluster-{c:02d}.png"
-            join_spans([span_of(int(i)) for i in m[: options.wav_members]], folder / "clusters" / f"cluster-{c:02d}.wav")
+            join_spans([span_of(int(i)) for i in m[: options.wav_members]],
+                       folder / "clusters" / f"cluster-{c:02d}.wav")
         notes.append(f"Per-cluster audio (members joined by 0.1 s of silence): clusters/cluster-NN.wav, "
                      f"{min(len(members), options.max_clusters)} cluster(s) of run {run_id} "
                      f"({options.algorithm}, {len(set(labels.tolist()) - {-1})} clusters over {ids.size} regions).")
