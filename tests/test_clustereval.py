@@ -123,15 +123,15 @@ def test_score_intervals_hold_the_estimate_and_narrow_with_more_types():
 
 
 def test_loudest_chunks_find_the_calls(tmp_path):
+    from sonotype.audio.span import Span
     from sonotype.discovery.clustereval import loudest_chunks
-    from sonotype.discovery.sequences import Clip
     rate = 8000
     x = 0.01 * np.random.default_rng(0).standard_normal(rate * 20).astype(np.float32)
     for t in (3.0, 9.5, 15.0):  # three 1-s calls
         x[int(t * rate):int((t + 1) * rate)] += whistle(int(t), duration_s=1.0, f_low_hz=1000, f_high_hz=2000,
                                                         sample_rate=rate)[:rate]
     write_audio(tmp_path / "S_7.wav", x, sample_rate=rate)
-    chunks = loudest_chunks([Clip(str(tmp_path / "S_7.wav"), label="S7")], chunk_s=2.0, per_file=3)
+    chunks = loudest_chunks([Span(str(tmp_path / "S_7.wav"), label="S7")], chunk_s=2.0, per_file=3)
     assert [c.label for c in chunks] == ["S7"] * 3 and [c.key for c in chunks] == ["S_7.wav#0", "S_7.wav#1", "S_7.wav#2"]
     for c, t in zip(chunks, (3.0, 9.5, 15.0)):
         assert c.start <= t * rate and (t + 1) * rate <= c.stop and c.stop - c.start == 2 * rate

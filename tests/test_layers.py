@@ -11,7 +11,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "sonotype"
 #: discovery -> report -> web -> api/demo/cli. Within a package, its modules in their own order.
 ORDER = [
     "errors", "params", "units", "runtime", "tables",
-    "audio.io", "audio.resample", "audio.synth",
+    "audio.span", "audio.io", "audio.resample", "audio.synth",
     "features.frontend", "features.pooling", "features.torch_frontend", "features.render",
     "models.localconv", "models.lstm_v3", "models.sharedconv", "models.checkpoint", "models.embed", "models.infer",
     "models.backends.base", "models.backends.birdnet", "models.backends.lstm", "models.backends",

@@ -113,6 +113,35 @@ def test_regions_of_a_recording_with_scores(client, store, web):
     assert client.get("/api/regions/123456").status_code == 404
 
 
+def test_the_region_schema_is_built_from_the_domain_types(client):
+    """Every field of the domain Region (and the ids of RegionRow) is in the API's Region, with its type,
+    so a field added to Region reaches the schema and the JSON without being written again."""
+    from dataclasses import dataclass, fields
+    from typing import get_type_hints
+
+    from sonotype.store import RegionRow
+    from sonotype.web import schemas as S
+    from sonotype.web.api import region_json
+    api, hints = S.Region.model_fields, get_type_hints(Region)
+    for f in fields(Region):
+        name = S.REGION_NAMES.get(f.name, f.name)
+        assert name in api and api[name].annotation is hints[f.name], f.name
+    assert {"id", "recording_id", "run_id", "start_s", "stop_s"} <= set(api)
+    assert list(api)[-4:] == list(S.REGION_LABEL_FIELDS)  # the label comes last, as the web page shows it
+
+    @dataclass(frozen=True)
+    class Wider(Region):
+        channel_rms: float = 0.0
+
+    assert S.region_fields(Wider) == {**S.region_fields(), "channel_rms": float}
+    row = RegionRow(9, 4, 2, Region(800, 2400, 8000.0, 0.875, 0.5, 3, 5))
+    body = region_json(row)
+    assert list(body) == list(api) and S.Region.model_validate(body).model_dump() == body
+    assert (body["start_sample"], body["stop_sample"], body["start_s"], body["stop_s"]) == (800, 2400, 0.1, 0.3)
+    spec = client.get("/openapi.json").json()["components"]["schemas"]["Region"]
+    assert list(spec["properties"]) == list(api) and set(spec["required"]) == set(S.region_fields())
+
+
 # ---------------------------------------------------------------------------- audio
 
 

@@ -225,18 +225,14 @@ def runs(*, config: RunsRun | None = None, log: Callable[[str], None] = print, *
 
 
 def _run_records(store, run: int | None):
-    """(run id, recordings by id, RegionRecords by recording id) of a run (default: the latest run with
+    """(run id, recordings by id, RegionRows by recording id) of a run (default: the latest run with
     results). Grouped by recording id, never by path or name: two recordings may share either."""
-    from .store.export import RegionRecord
     run = store.run_or_latest(run)
-    fe = store.run_frontend(run)
-    low, high = (None, None) if fe is None else (fe.fmin, fe.fmax)
     recs = {p.recording_id: store.recording(p.recording_id) for p in store.processed(run_id=run, status="done")}
     by_rec: dict[int, list] = {rid: [] for rid in recs}
     for g in store.regions(run_id=run):
         if g.recording_id in recs:
-            by_rec[g.recording_id].append(RegionRecord(recs[g.recording_id].path, g.region, g.id,
-                                                       low_hz=low, high_hz=high))
+            by_rec[g.recording_id].append(g)
     return run, recs, by_rec
 
 
@@ -251,22 +247,27 @@ def export(*, config: ExportRun | None = None, log: Callable[[str], None] = prin
     _check_export_out(Path(out), fmt)
     with open_store(db, read_only=True) as store:
         run, recs, by_rec = _run_records(store, run)
-    records = [r for rid in sorted(by_rec) for r in by_rec[rid]]
+        fe = store.run_frontend(run)
+    low, high = (None, None) if fe is None else (fe.fmin, fe.fmax)  # the band the detector looked at
+    paths = {rid: r.path for rid, r in recs.items()}
+    rows = [r for rid in sorted(by_rec) for r in by_rec[rid]]
     written: list[Path] = []
     if fmt in ("csv", "parquet"):
-        written.append(ex.regions_table(records, Path(out) if Path(out).suffix else Path(out) / f"regions.{fmt}"))
+        written.append(ex.regions_table(rows, Path(out) if Path(out).suffix else Path(out) / f"regions.{fmt}",
+                                        recordings=paths))
     elif fmt in ("raven", "audacity", "wav"):
         for rec in recs.values():
             mine = by_rec[rec.id]
             stem = Path(out) / f"{Path(rec.path).stem}-r{rec.id}"
             if fmt == "raven":
-                written.append(ex.raven_table(mine, stem.with_suffix(".selections.txt")))
+                written.append(ex.raven_table(mine, stem.with_suffix(".selections.txt"), recordings=paths,
+                                              low_hz=low, high_hz=high))
             elif fmt == "audacity":
-                written.append(ex.audacity_labels(mine, stem.with_suffix(".labels.txt")))
+                written.append(ex.audacity_labels([r.region for r in mine], stem.with_suffix(".labels.txt")))
             elif mine:
                 written.append(ex.nonsilent_audio(rec.path, [r.region for r in mine], stem.with_suffix(".nonsilent.wav"),
                                                   channel=rec.channel_used or 0, gap_s=gap_s))
-    log(f"run {run}: exported {len(records)} region(s) from {len(recs)} recording(s) to {len(written)} file(s) "
+    log(f"run {run}: exported {len(rows)} region(s) from {len(recs)} recording(s) to {len(written)} file(s) "
         f"under {out}")
     return written
 

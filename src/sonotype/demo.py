@@ -19,13 +19,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .api import cluster, evaluate_events, export
+from .audio.span import Span
 from .audio.synth import make_clip_corpus, make_long_recording
 from .detection.detector import DetectorConfig, train_detector
 from .detection.evaluate import evaluate_detector, format_report, save_json
 from .discovery.agreement import agreement
 from .discovery.clustereval import cluster_eval, format_table
 from .discovery.discover import DiscoverConfig
-from .discovery.sequences import Clip
 from .features.frontend import PRESETS
 from .models.checkpoint import load_model
 from .models.lstm_v3 import EncoderConfig
@@ -190,13 +190,13 @@ def _region_truth(db: str, region_ids, events) -> list[str]:
     return out
 
 
-def _call_clips(corpus, items) -> list[Clip]:
+def _call_clips(corpus, items) -> list[Span]:
     """The calls (their annotated spans) of the held-out clips, labelled with their synthetic call type."""
     held_out = {str(Path(i.path)) for i in items}
     clips = []
     for e in corpus.clips:
         path = str(corpus.root / e.filename)
         if e.start is not None and path in held_out:
-            clips.append(Clip(path, 0, round(e.start * corpus.sample_rate), round(e.end * corpus.sample_rate),
+            clips.append(Span(path, 0, round(e.start * corpus.sample_rate), round(e.end * corpus.sample_rate),
                               label=e.call_type, key=e.filename))
     return clips

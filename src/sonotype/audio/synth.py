@@ -38,8 +38,9 @@ _CALL_PEAK = 0.8  # a call is never scaled above this peak, whatever its request
 
 
 @dataclass(frozen=True)
-class Event:
-    """One labelled item: a call inside a file (``start``/``end`` in seconds), or a noise-only clip (None)."""
+class CorpusItem:
+    """One labelled item of a synthetic corpus: a call inside a file (``start``/``end`` in seconds), or a
+    noise-only clip (None). (Annotated events read from a table are :class:`sonotype.training.dataset.Event`.)"""
 
     filename: str  # relative to the corpus root (clips) or the WAV's base name (long recording)
     start: float | None
@@ -57,7 +58,7 @@ class Corpus:
     sample_rate: int
     clip_seconds: float
     labels_path: Path
-    clips: tuple[Event, ...]
+    clips: tuple[CorpusItem, ...]
 
     @property
     def files(self) -> tuple[Path, ...]:
@@ -76,7 +77,7 @@ class LongRecording:
     annotations_path: Path
     sample_rate: int
     seconds: float
-    events: tuple[Event, ...]
+    events: tuple[CorpusItem, ...]
 
 
 # ----------------------------------------------------------------------------------------- helpers
@@ -368,14 +369,14 @@ def make_clip_corpus(out_dir: str | Path, *, seed: int = 0, sample_rate: int = D
                               colour=r.uniform(0.7, 1.5)).astype(np.float64)
             name = f"{cls}/{cls}_{i:04d}.wav"
             if cls == "noise":
-                ev = Event(name, None, None, cls, cls, None)
+                ev = CorpusItem(name, None, None, cls, cls, None)
             else:
                 call, ctype = _make_call(r, cls, sample_rate=sample_rate, max_s=max_s, protos=protos,
                                          shape=WHISTLE_SHAPES[i % len(WHISTLE_SHAPES)])
                 off = int(r.integers(margin, n - margin - len(call) + 1))
                 snr = _mix(buf, call, off, noise_rms=noise_rms, snr_db=r.uniform(*snr_db), sample_rate=sample_rate)
-                ev = Event(name, round(off / sample_rate, 6), round((off + len(call)) / sample_rate, 6), cls, ctype,
-                           snr)
+                ev = CorpusItem(name, round(off / sample_rate, 6), round((off + len(call)) / sample_rate, 6), cls,
+                                ctype, snr)
             write_audio(root / name, np.clip(buf, -1.0, 1.0).astype(np.float32), sample_rate=sample_rate)
             clips.append(ev)
     labels_path = _write_csv(root / "labels.csv", ["filename", "class", "call_type", "start", "end", "snr_db"],
@@ -420,8 +421,8 @@ def make_long_recording(path: str | Path, *, seconds: float = 60.0, seed: int = 
     for (call, ctype), label, ex in zip(calls, labels, extra):
         pos += gap + int(ex)
         snr = _mix(buf, call, pos, noise_rms=noise_rms, snr_db=r.uniform(*snr_db), sample_rate=sample_rate)
-        events.append(Event(path.name, round(pos / sample_rate, 6), round((pos + len(call)) / sample_rate, 6),
-                            label, ctype, snr))
+        events.append(CorpusItem(path.name, round(pos / sample_rate, 6), round((pos + len(call)) / sample_rate, 6),
+                                 label, ctype, snr))
         pos += len(call)
     write_audio(path, np.clip(buf, -1.0, 1.0).astype(np.float32), sample_rate=sample_rate)
     ann = _write_csv(path.with_name(f"{path.stem}_annotations.csv"), ["filename", "start", "end", "label"],

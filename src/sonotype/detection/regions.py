@@ -7,10 +7,12 @@ Windows scoring at or above the threshold become spans of samples; spans closer 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
 from .. import units
+from ..audio.span import Span
 from ..errors import ConfigError
 from ..features.frontend import Framing
 
@@ -41,6 +43,19 @@ class Region:
 
     def to_dict(self) -> dict:
         return {**asdict(self), "start_s": self.start_s, "stop_s": self.stop_s}
+
+    def span(self, path: str | Path, *, channel: int = 0, framing: Framing | None = None) -> Span:
+        """The region's samples in ``path`` (channel ``channel``) as a :class:`~sonotype.audio.span.Span`.
+
+        With the framing the region was detected with, the span is that of its windows exactly (the
+        detector's windows are reproduced); else ``[start, stop)``.
+        """
+        if framing is not None and self.n_windows > 0:
+            start = framing.window_span(self.first_window)[0]
+            stop = framing.window_span(self.first_window + self.n_windows - 1)[1]
+        else:
+            start, stop = self.start, self.stop
+        return Span(str(path), int(channel), int(start), int(stop))
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ import numpy as np
 import scipy.stats
 
 from ..audio.io import audio_info, read_audio
+from ..audio.span import Span
 from ..errors import DataError
 from ..models.backends import Backend
 from ..models.backends.lstm import LSTMBackend
@@ -32,13 +33,7 @@ from ..training.dataset import find_audio
 from .agreement import agreement, loo_nn_accuracy, nn_correct
 from .cluster import Clustering, agglomerative, hdbscan, silhouette_cut
 from .dtw import dtw_matrix
-from .sequences import (
-    SEQUENCE_STRIDE,
-    Clip,
-    ClipSequences,
-    clip_sequences,
-    scale_sequences,
-)
+from .sequences import SEQUENCE_STRIDE, ClipSequences, clip_sequences, scale_sequences
 
 #: Ford's catalogue naming in the Orcasound files: the S-number is the call type (-a/-b, -R/-RJ are variants);
 #: ``S01`` (catalog) and ``S_1`` (vocabulary) are the same type, so matches of this pattern become ``S1``
@@ -66,14 +61,14 @@ def read_labels(path: str | Path) -> dict[str, str]:
 
 def labelled_clips(paths: Sequence[str | Path], *, pattern: str = DEFAULT_LABEL_PATTERN,
                    labels_csv: str | Path | None = None, channel: int = 0,
-                   log: Callable[[str], None] = print) -> list[Clip]:
+                   log: Callable[[str], None] = print) -> list[Span]:
     """Whole-file clips with their expert labels; files without a label are reported and left out."""
     table = read_labels(labels_csv) if labels_csv else None
     clips, unlabelled = [], []
     for f in find_audio(paths):
         label = table.get(f.name) if table is not None else label_from_name(f, pattern=pattern)
         if label:
-            clips.append(Clip(str(f), channel, label=label))
+            clips.append(Span(str(f), channel, label=label))
         else:
             unlabelled.append(f)
     if unlabelled:
@@ -84,7 +79,7 @@ def labelled_clips(paths: Sequence[str | Path], *, pattern: str = DEFAULT_LABEL_
     return clips
 
 
-def loudest_chunks(clips: Sequence[Clip], *, chunk_s: float = 2.0, per_file: int = 4) -> list[Clip]:
+def loudest_chunks(clips: Sequence[Span], *, chunk_s: float = 2.0, per_file: int = 4) -> list[Span]:
     """Cut each whole-file clip into its ``per_file`` loudest non-overlapping ``chunk_s`` spans (RMS),
     each keeping the file's label: recordings of several calls of one type (``orca-calls/vocabulary``)
     become a catalog of single calls to choose settings on."""
@@ -175,7 +170,7 @@ def pool_sequences(seqs: Sequence[np.ndarray], *, mode: str = "sequence") -> lis
     return list(seqs) if mode == "sequence" else [np.asarray(s, np.float32).mean(axis=0, keepdims=True) for s in seqs]
 
 
-def collection_rate(clips: Sequence[Clip], model: LoadedModel) -> float | None:
+def collection_rate(clips: Sequence[Span], model: LoadedModel) -> float | None:
     """The rate every clip is converted to for the encoder and the spectrogram baseline: the model's
     declared rate (see :mod:`sonotype.models.backends.lstm`), else, when the clips' rates differ, the most
     common one (ties: the highest); None when all share one rate and the model declares none."""
@@ -189,7 +184,7 @@ def collection_rate(clips: Sequence[Clip], model: LoadedModel) -> float | None:
     return float(values[counts == counts.max()].max())
 
 
-def representations(clips: Sequence[Clip], model: LoadedModel, *, backends: Sequence[Backend] = (),
+def representations(clips: Sequence[Span], model: LoadedModel, *, backends: Sequence[Backend] = (),
                     stride: int | None = SEQUENCE_STRIDE, seed: int = 0,
                     log: Callable[[str], None] = print) -> tuple[ClipSequences, dict[str, list[np.ndarray]]]:
     """The clips' sequences under every representation: the three of the module doc plus one per
@@ -213,7 +208,7 @@ def evaluate_representations(reps: dict[str, list[np.ndarray]], labels: np.ndarr
             for name, s in reps.items()}
 
 
-def cluster_eval(clips: Sequence[Clip], model: LoadedModel, *, backends: Sequence[Backend] = (),
+def cluster_eval(clips: Sequence[Span], model: LoadedModel, *, backends: Sequence[Backend] = (),
                  band=None, percentile: float = 45.0, scaling: str = "zscore-l2", pooling: str = "sequence",
                  stride: int | None = SEQUENCE_STRIDE, seed: int = 0, progress: bool = False,
                  log: Callable[[str], None] = print) -> ClusterEval:

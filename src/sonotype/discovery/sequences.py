@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -23,6 +22,7 @@ from tqdm import tqdm
 
 from ..audio.io import audio_info, read_audio
 from ..audio.resample import read_resampled
+from ..audio.span import Span
 from ..errors import ConfigError, SonotypeError
 from ..features.frontend import (
     Framing,
@@ -40,36 +40,16 @@ from ..models.lstm_v3 import Encoder, EncoderConfig
 from ..store import RegionRow, Store
 
 
-@dataclass(frozen=True)
-class Clip:
-    """A span of one recording channel to embed: a catalog clip (whole file) or a region.
-
-    ``start``/``stop`` are samples (``stop`` None = end of file); ``label`` is the expert's
-    type when known (for agreement scores), ``key`` names the item in outputs.
-    """
-
-    path: str
-    channel: int = 0
-    start: int = 0
-    stop: int | None = None
-    label: str | None = None
-    key: str | None = None
-
-    @property
-    def name(self) -> str:
-        return self.key or Path(self.path).name
-
-
-def span_frames(clip: Clip, frontend: FrontEnd, *, sample_rate: float | None = None) -> tuple[np.ndarray, Framing]:
-    """Band spectrogram ``(F, B)`` (dB for the log scale) of the clip's span and its framing; with
+def span_frames(span: Span, frontend: FrontEnd, *, sample_rate: float | None = None) -> tuple[np.ndarray, Framing]:
+    """Band spectrogram ``(F, B)`` (dB for the log scale) of the span and its framing; with
     ``sample_rate`` the span is first converted to that rate (Hz), whatever the file's."""
-    info = audio_info(clip.path)
+    info = audio_info(span.path)
     if sample_rate and sample_rate != info.sample_rate:
-        x, rate = read_resampled(clip.path, target_rate=sample_rate, channel=clip.channel, start=clip.start,
-                                 stop=clip.stop)
+        x, rate = read_resampled(span.path, target_rate=sample_rate, channel=span.channel, start=span.start,
+                                 stop=span.stop)
     else:
-        x, rate = read_audio(clip.path, channel=clip.channel, start=clip.start, stop=clip.stop)
-    framing = framing_for(frontend, rate, clip.path)
+        x, rate = read_audio(span.path, channel=span.channel, start=span.start, stop=span.stop)
+    framing = framing_for(frontend, rate, span.path)
     if x.shape[0] < framing.n_fft:  # shorter than one frame: zero-pad to one
         x = np.pad(x, (0, framing.n_fft - x.shape[0]))
     return spectrogram(np.ascontiguousarray(x, np.float32), framing), framing
@@ -93,7 +73,7 @@ def untrained_encoder(config: EncoderConfig, *, seed: int = 0) -> Encoder:
 class ClipSequences:
     """The three representations of a list of clips, aligned with ``clips``."""
 
-    clips: tuple[Clip, ...]
+    clips: tuple[Span, ...]
     encoder: list[np.ndarray]       # (n_windows, D) per clip
     untrained: list[np.ndarray]     # (n_windows, D) per clip, random-init encoder
     frames: list[np.ndarray]        # (F, B) normalised spectrogram frames per clip
@@ -120,9 +100,9 @@ def sequence_key(model: LoadedModel, stride: int | None = SEQUENCE_STRIDE) -> st
     return f"{model_version(model)}/stride{sequence_frontend(model.frontend, stride).stride}"
 
 
-def clip_sequences(clips: Sequence[Clip], model: LoadedModel, *, stride: int | None = SEQUENCE_STRIDE,
+def clip_sequences(clips: Sequence[Span], model: LoadedModel, *, stride: int | None = SEQUENCE_STRIDE,
                    untrained_seed: int = 0, thumbnail_frames: int = 128, sample_rate: float | None = None,
-                   on_error: Callable[[Clip, Exception], None] | None = None) -> ClipSequences:
+                   on_error: Callable[[Span, Exception], None] | None = None) -> ClipSequences:
     """Embed each clip with the trained encoder and with an untrained one (windows ``stride`` frames
     apart), and keep its frames; with ``sample_rate`` every clip is first converted to that rate.
     Clips that cannot be read are passed to ``on_error`` and left out (or raise when it is None).
@@ -158,18 +138,6 @@ def thumbnail(frames: np.ndarray, *, max_frames: int = 128) -> np.ndarray:
 # ---------------------------------------------------------------------------- stored regions
 
 
-def region_clip(row: RegionRow, *, path: str, channel: int, framing: Framing | None = None) -> Clip:
-    """The span of a stored region as a :class:`Clip`. With the framing the region was detected
-    with, the span is that of its windows exactly (the detector's windows are reproduced)."""
-    r = row.region
-    if framing is not None and r.n_windows > 0:
-        start = framing.window_span(r.first_window)[0]
-        stop = framing.window_span(r.first_window + r.n_windows - 1)[1]
-    else:
-        start, stop = r.start, r.stop
-    return Clip(path, channel, int(start), int(stop), key=f"region {row.id}")
-
-
 def region_sequences(store: Store, run_id: int, model: LoadedModel, *, stride: int | None = SEQUENCE_STRIDE,
                      backend: Backend | None = None, region_ids: Iterable[int] | None = None,
                      progress: bool = False, log: Callable[[str], None] = print) -> dict[int, np.ndarray]:
@@ -199,11 +167,11 @@ def region_sequences(store: Store, run_id: int, model: LoadedModel, *, stride: i
             framing = framing_for(fe, rec.sample_rate, rec.path) if same_frontend else None
             done = {}
             for r in regs:
-                clip = region_clip(r, path=rec.path, channel=channel, framing=framing)
+                span = r.region.span(rec.path, channel=channel, framing=framing)
                 if backend is not None:
-                    done[r.id] = backend.embed_span(clip.path, channel=clip.channel, start=clip.start, stop=clip.stop)
+                    done[r.id] = backend.embed_span(span.path, channel=span.channel, start=span.start, stop=span.stop)
                 else:
-                    frames, fr = span_frames(clip, fe)
+                    frames, fr = span_frames(span, fe)
                     done[r.id] = embed_windows(model.encoder, span_windows(frames, fr))
                 bar.update(1)
         except (SonotypeError, OSError, RuntimeError) as e:  # one unreadable recording (or one a backend

@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 
 from ..discovery.clustereval import ClusterEval
-from ..discovery.sequences import overview_spectrogram, region_clip, span_frames, thumbnail
+from ..discovery.sequences import overview_spectrogram, span_frames, thumbnail
 from ..models.checkpoint import LoadedModel, model_version
 from ..store import Store
-from ..store.export import AudioSpan, join_spans
+from ..store.export import join_spans
 from .figures import gallery_figure, recording_overview_figure
 from .maps import embedding_map_figure, thumbnail_subset
 from .model_report import (
@@ -137,16 +137,16 @@ def _run_figures(store: Store, run_id: int, model: LoadedModel, folder: Path, op
         ids = np.array([r.region_id for r in rows if r.region_id in regions], np.int64)
         labels = np.array([r.cluster for r in rows if r.region_id in regions], np.int64)
 
-        def clip_of(rid: int):
+        def span_of(rid: int):
             g = regions[rid]
             rec = recs[g.recording_id]
-            return region_clip(g, path=rec.path, channel=int(rec.channel_used or 0))
+            return g.region.span(rec.path, channel=int(rec.channel_used or 0))
 
         cache: dict[int, np.ndarray] = {}
 
         def thumb(rid: int) -> np.ndarray:  # each region's picture is computed once, when first needed
             if rid not in cache:
-                cache[rid] = thumbnail(span_frames(clip_of(rid), model.frontend)[0])
+                cache[rid] = thumbnail(span_frames(span_of(rid), model.frontend)[0])
             return cache[rid]
 
         # the map draws only the thumbnail_subset it picks itself (same call, same seed); the others are unused
@@ -176,8 +176,8 @@ def _run_figures(store: Store, run_id: int, model: LoadedModel, folder: Path, op
                                    f"{regions[int(i)].region.start_s:.1f}s" for i in sub],
                            title=f"Cluster {c}: {m.size} regions")
             figs[f"Cluster gallery: cluster {c}"] = f"figures/cluster-{c:02d}.png"
-            spans = [AudioSpan(k.path, k.channel, k.start, k.stop) for k in map(clip_of, m[: options.wav_members].tolist())]
-            join_spans(spans, folder / "clusters" / f"cluster-{c:02d}.wav")
+            join_spans([span_of(int(i)) for i in m[: options.wav_members]],
+                       folder / "clusters" / f"cluster-{c:02d}.wav")
         notes.append(f"Per-cluster audio (members joined by 0.1 s of silence): clusters/cluster-NN.wav, "
                      f"{min(len(members), options.max_clusters)} cluster(s) of run {run_id} "
                      f"({options.algorithm}, {len(set(labels.tolist()) - {-1})} clusters over {ids.size} regions).")

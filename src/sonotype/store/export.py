@@ -1,62 +1,59 @@
 """Exports of detected regions: Raven Pro selection tables, Audacity labels, CSV/Parquet, and the
 original's "non-silent audio" (every region of a recording joined with short silences).
 
-Inputs are plain :class:`RegionRecord` values (a region plus the recording it belongs to), so
-exports work the same from the database or straight from a detection run.
+Inputs are the store's own :class:`~sonotype.store.rows.RegionRow` values (a region with its id and
+recording id) and the recordings' paths by id: a region is described once, by
+:class:`~sonotype.detection.regions.Region`. Audio is cut through :class:`~sonotype.audio.span.Span`.
 """
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from ..audio.io import AudioWriter, audio_info, iter_blocks, read_audio
+from ..audio.span import Span
 from ..detection.regions import Region
 from ..errors import ConfigError
+from .rows import RegionRow
 
-
-@dataclass(frozen=True)
-class RegionRecord:
-    """A region with where it comes from, for exports."""
-
-    recording: str  # path of the audio file
-    region: Region
-    region_id: int | None = None
-    label: str = "vocalisation"
-    low_hz: float | None = None  # band the detector looked at
-    high_hz: float | None = None
-
+#: what an export calls a detected region unless told otherwise
+DEFAULT_LABEL = "vocalisation"
 
 RAVEN_COLUMNS = ["Selection", "View", "Channel", "Begin Time (s)", "End Time (s)", "Low Freq (Hz)",
                  "High Freq (Hz)", "Begin Path", "File Offset (s)", "Peak Score", "Mean Score", "Label"]
 
 
-def raven_table(records: Sequence[RegionRecord], path: str | Path, *, channel: int = 1) -> Path:
+def raven_table(rows: Sequence[RegionRow], path: str | Path, *, recordings: Mapping[int, str],
+                low_hz: float | None = None, high_hz: float | None = None, label: str = DEFAULT_LABEL,
+                channel: int = 1) -> Path:
     """Raven Pro selection table (tab-separated). Times are file offsets: open it with the recording
-    (one recording per table is what Raven expects; ``Begin Path`` tells them apart otherwise)."""
+    (one recording per table is what Raven expects; ``Begin Path`` tells them apart otherwise).
+
+    ``recordings``: path by recording id; ``low_hz``/``high_hz``: the band the detector looked at
+    (default 0 Hz to the region's Nyquist frequency); ``label``: every region's label."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     with open(p, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f, delimiter="\t", lineterminator="\n")
         w.writerow(RAVEN_COLUMNS)
-        for i, r in enumerate(records, start=1):
+        for i, r in enumerate(rows, start=1):
             g = r.region
             w.writerow([i, "Spectrogram 1", channel, f"{g.start_s:.6f}", f"{g.stop_s:.6f}",
-                        f"{r.low_hz or 0:.1f}", f"{r.high_hz or g.sample_rate / 2:.1f}", r.recording,
-                        f"{g.start_s:.6f}", f"{g.peak_score:.4f}", f"{g.mean_score:.4f}", _clean(r.label)])
+                        f"{low_hz or 0:.1f}", f"{high_hz or g.sample_rate / 2:.1f}", _path_of(r, recordings),
+                        f"{g.start_s:.6f}", f"{g.peak_score:.4f}", f"{g.mean_score:.4f}", _clean(label)])
     return p
 
 
-def audacity_labels(records: Sequence[RegionRecord], path: str | Path) -> Path:
+def audacity_labels(regions: Sequence[Region], path: str | Path, *, label: str = DEFAULT_LABEL) -> Path:
     """Audacity label track: ``start<TAB>end<TAB>label`` per line, seconds."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     with open(p, "w", encoding="utf-8") as f:
-        f.writelines(f"{r.region.start_s:.6f}\t{r.region.stop_s:.6f}\t{_clean(r.label)}\n" for r in records)
+        f.writelines(f"{g.start_s:.6f}\t{g.stop_s:.6f}\t{_clean(label)}\n" for g in regions)
     return p
 
 
@@ -64,20 +61,22 @@ TABLE_COLUMNS = ["region_id", "recording", "start_s", "stop_s", "duration_s", "s
                  "sample_rate", "peak_score", "mean_score", "label"]
 
 
-def _rows(records: Sequence[RegionRecord]) -> list[list]:
-    return [[r.region_id, r.recording, r.region.start_s, r.region.stop_s, r.region.duration_s, r.region.start,
-             r.region.stop, r.region.sample_rate, r.region.peak_score, r.region.mean_score, r.label] for r in records]
+def _table_rows(rows: Sequence[RegionRow], recordings: Mapping[int, str], label: str) -> list[list]:
+    return [[r.id, _path_of(r, recordings), g.start_s, g.stop_s, g.duration_s, g.start, g.stop, g.sample_rate,
+             g.peak_score, g.mean_score, label] for r in rows for g in (r.region,)]
 
 
-def regions_table(records: Sequence[RegionRecord], path: str | Path) -> Path:
-    """CSV (``.csv``) or Parquet (``.parquet``) table of regions, one row each."""
+def regions_table(rows: Sequence[RegionRow], path: str | Path, *, recordings: Mapping[int, str],
+                  label: str = DEFAULT_LABEL) -> Path:
+    """CSV (``.csv``) or Parquet (``.parquet``) table of regions, one row each; ``recordings``: path by
+    recording id; ``label``: every region's label."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    rows = _rows(records)
+    table = _table_rows(rows, recordings, label)
     if p.suffix.lower() == ".parquet":
         import pyarrow as pa
         import pyarrow.parquet as pq
-        cols = {c: [row[i] for row in rows] for i, c in enumerate(TABLE_COLUMNS)}
+        cols = {c: [row[i] for row in table] for i, c in enumerate(TABLE_COLUMNS)}
         pq.write_table(pa.table(cols), p)
         return p
     if p.suffix.lower() != ".csv":
@@ -85,21 +84,11 @@ def regions_table(records: Sequence[RegionRecord], path: str | Path) -> Path:
     with open(p, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(TABLE_COLUMNS)
-        w.writerows(rows)
+        w.writerows(table)
     return p
 
 
-@dataclass(frozen=True)
-class AudioSpan:
-    """Samples ``[start, stop)`` of one channel of one file."""
-
-    path: str
-    channel: int
-    start: int
-    stop: int
-
-
-def join_spans(spans: Sequence[AudioSpan], path: str | Path, *, gap_s: float = 0.1, subtype: str = "PCM_16") -> Path:
+def join_spans(spans: Sequence[Span], path: str | Path, *, gap_s: float = 0.1, subtype: str = "PCM_16") -> Path:
     """One WAV of ``spans`` in the given order, joined by ``gap_s`` of silence, streamed block by block.
 
     The output takes the first span's sample rate; spans of files at other rates are resampled to it
@@ -135,8 +124,17 @@ def nonsilent_audio(recording: str | Path, regions: Sequence[Region], path: str 
     """
     if not regions:
         raise ConfigError(f"{recording}: no regions to export")
-    spans = [AudioSpan(str(recording), channel, g.start, g.stop) for g in sorted(regions, key=lambda r: r.start)]
+    spans = [g.span(recording, channel=channel) for g in sorted(regions, key=lambda r: r.start)]
     return join_spans(spans, path, gap_s=gap_s, subtype=subtype)
+
+
+def _path_of(row: RegionRow, recordings: Mapping[int, str]) -> str:
+    try:
+        return str(recordings[row.recording_id])
+    except KeyError:
+        raise ConfigError(f"region {row.id} belongs to recording {row.recording_id}, which is not among the "
+                          f"recordings given ({sorted(recordings)[:10]}); pass the path of every region's "
+                          "recording") from None
 
 
 def _clean(label: str) -> str:

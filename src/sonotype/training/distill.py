@@ -57,8 +57,8 @@ class DistillConfig:
 
 
 @dataclass(frozen=True)
-class Span:
-    """One teacher window: item index, student frame range ``[first, last)`` and the target's row."""
+class TeacherWindow:
+    """One teacher window: item index, the student frames it covers ``[first, last)`` and the target's row."""
 
     item: int
     first: int
@@ -67,7 +67,7 @@ class Span:
 
 
 def teacher_spans(items: Sequence[Item], teacher: Backend, cache: FrameCache, *, progress: bool = True
-                  ) -> tuple[list[Span], np.ndarray]:
+                  ) -> tuple[list[TeacherWindow], np.ndarray]:
     """Every file's teacher embeddings ``(S, Dt)`` and, for each, the student frames it covers."""
     spans, targets = [], []
     for i, it in enumerate(tqdm(items, desc="teacher", disable=not progress, leave=False, unit="file")):
@@ -80,14 +80,14 @@ def teacher_spans(items: Sequence[Item], teacher: Backend, cache: FrameCache, *,
             a = int(np.ceil(k * hop / framing.hop))
             b = min(n_frames, int((k * hop + win - framing.n_fft) // framing.hop) + 1)
             if b - a >= framing.window:
-                spans.append(Span(i, a, b, len(targets)))
+                spans.append(TeacherWindow(i, a, b, len(targets)))
                 targets.append(emb[k])
     if not spans:
         raise DataError(f"no teacher window of {teacher.info.window_s:g} s fits a student window in {len(items)} file(s)")
     return spans, np.stack(targets).astype(np.float32)
 
 
-def span_batch(spans: Sequence[Span], items: Sequence[Item], cache: FrameCache, *, stride: int
+def span_batch(spans: Sequence[TeacherWindow], items: Sequence[Item], cache: FrameCache, *, stride: int
                ) -> tuple[torch.Tensor, torch.Tensor]:
     """Student windows of several spans stacked ``(sum n_i, W, B)`` and the span of each window ``(sum n_i,)``."""
     fe = cache.frontend
@@ -148,7 +148,7 @@ def distill(items: Sequence[Item], teacher: Backend, *, student: LoadedModel | N
     log(f"distilling {teacher.info.label} ({targets.shape[1]}-d) into LSTM-V3 ({enc_cfg.embedding_dim}-d) on "
         f"{len(items)} file(s): {len(train)} train / {len(val)} validation spans, {device}")
 
-    def run(rows: Sequence[Span], *, training: bool, epoch: int) -> float:
+    def run(rows: Sequence[TeacherWindow], *, training: bool, epoch: int) -> float:
         encoder.train(training); head.train(training)
         order = np.random.default_rng([config.seed, epoch]).permutation(len(rows)) if training else np.arange(len(rows))
         total = 0.0

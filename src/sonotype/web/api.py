@@ -44,11 +44,8 @@ def recording_json(rec: RecordingRow, *, latest_run_id: int | None = None, n_reg
 
 
 def region_json(row: RegionRow, label: RegionLabelRow | None = None) -> dict:
-    g = row.region
-    return {"id": row.id, "recording_id": row.recording_id, "run_id": row.run_id, "start_s": g.start_s,
-            "stop_s": g.stop_s, "start_sample": g.start, "stop_sample": g.stop, "sample_rate": g.sample_rate,
-            "peak_score": g.peak_score, "mean_score": g.mean_score, "first_window": g.first_window,
-            "n_windows": g.n_windows, "label": label.label if label else None, "note": label.note if label else None,
+    """A region as :class:`~sonotype.web.schemas.Region` describes it (fields from the domain types)."""
+    return {**S.region_values(row), "label": label.label if label else None, "note": label.note if label else None,
             "labelled_by": label.author if label else None, "labelled_at": label.at if label else None}
 
 

@@ -1,12 +1,22 @@
 """JSON shapes of the HTTP API (pydantic models: they validate requests and document the API in
 OpenAPI at ``/openapi.json``). Times are seconds from the start of the recording; samples count
-per channel at the recording's own rate."""
+per channel at the recording's own rate.
+
+A region's shape is built from the domain types, not written again: the ids of
+:class:`~sonotype.store.rows.RegionRow`, the seconds of :class:`~sonotype.detection.regions.Region`
+(``start_s``, ``stop_s``) and every field of ``Region`` (``start``/``stop`` named ``start_sample``/
+``stop_sample``), then a person's label. :func:`region_values` fills it from the same lists.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from dataclasses import fields
+from typing import Any, Literal, get_type_hints
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from ..detection import regions as _domain
+from ..store import RegionRow
 
 Author = Field(None, description="who makes the change (free text, stored with it; at most the name limit)")
 
@@ -44,23 +54,40 @@ class Recording(BaseModel):
     n_regions: int | None = Field(None, description="regions of the latest run")
 
 
-class Region(BaseModel):
-    id: int
-    recording_id: int
-    run_id: int
-    start_s: float
-    stop_s: float
-    start_sample: int
-    stop_sample: int
-    sample_rate: float
-    peak_score: float
-    mean_score: float
-    first_window: int
-    n_windows: int
-    label: Literal["vocalisation", "noise"] | None = None
-    note: str | None = None
-    labelled_by: str | None = None
-    labelled_at: str | None = None
+#: the API's names of the fields of :class:`~sonotype.detection.regions.Region` that differ from the domain's
+#: (the API says which numbers are samples; its times are seconds)
+REGION_NAMES = {"start": "start_sample", "stop": "stop_sample"}
+#: properties of ``Region`` the API sends as well
+REGION_SECONDS = ("start_s", "stop_s")
+
+
+def region_fields(region_type: type = _domain.Region, row_type: type = RegionRow) -> dict[str, type]:
+    """The API's region fields and their types, in order: the row's ids (every field of ``row_type``
+    but the region itself), the seconds (:data:`REGION_SECONDS`), then every dataclass field of
+    ``region_type`` under its API name (:data:`REGION_NAMES`)."""
+    row, own = get_type_hints(row_type), get_type_hints(region_type)
+    out = {f.name: row[f.name] for f in fields(row_type) if f.name != "region"}
+    out.update({n: get_type_hints(getattr(region_type, n).fget)["return"] for n in REGION_SECONDS})
+    out.update({REGION_NAMES.get(f.name, f.name): own[f.name] for f in fields(region_type)})
+    return out
+
+
+def region_values(row: RegionRow) -> dict[str, Any]:
+    """The values of :func:`region_fields` for one stored region (the JSON of a region, less its label)."""
+    g = row.region
+    out = {f.name: getattr(row, f.name) for f in fields(row) if f.name != "region"}
+    out.update({n: getattr(g, n) for n in REGION_SECONDS})
+    out.update({REGION_NAMES.get(f.name, f.name): getattr(g, f.name) for f in fields(g)})
+    return out
+
+
+#: a person's verdict on a region, sent with it (None: not reviewed)
+REGION_LABEL_FIELDS = {"label": (Literal["vocalisation", "noise"] | None, None), "note": (str | None, None),
+                       "labelled_by": (str | None, None), "labelled_at": (str | None, None)}
+
+#: a detected region as the API sends it: :func:`region_fields`, then :data:`REGION_LABEL_FIELDS`
+Region = create_model("Region", __module__=__name__, **{n: (kind, ...) for n, kind in region_fields().items()},
+                      **REGION_LABEL_FIELDS)
 
 
 class RegionDetail(Region):
