@@ -17,6 +17,9 @@ The configs of later pipeline stages (``TrainConfig``, ``DetectorConfig``, ``Dis
 ``BackendInfo``) are kept as their ``to_dict()`` here, since this module comes before them; read them
 back with their own ``from_dict``. Metrics, histories and notes are free-form dicts: their keys are
 those of the code that wrote them and grow over time.
+
+Over 400 lines because the layout, its field-by-field checks and the loaders are one unit: a field
+added to a part is written, read and checked in the same class.
 """
 
 from __future__ import annotations
