@@ -79,15 +79,14 @@ def main(argv=None) -> int:
         import torch
 
         from sonotype.features.frontend import PRESETS
-        from sonotype.models.checkpoint import save_checkpoint
+        from sonotype.models.checkpoint import Checkpoint
         from sonotype.models.lstm_v3 import Encoder, EncoderConfig
         torch.manual_seed(0)
         fe = PRESETS["orca"]
         cfg = EncoderConfig(window=fe.window, n_bins=fe.n_bins)
         model = str(Path(tempfile.mkdtemp()) / "untrained.pt")
-        save_checkpoint(model, {"kind": "encoder", "model_version": "untrained", "encoder_config": cfg.to_dict(),
-                                "frontend": fe.to_dict(), "channel": None, "data": {"files": []}, "history": [],
-                                "encoder": Encoder(cfg).state_dict(), "predictor": {}})
+        Checkpoint(kind="encoder", model_version="untrained", encoder_config=cfg, frontend=fe,
+                   encoder=Encoder(cfg).state_dict()).save(model)
     quality: dict = {}
     for q in a.quality:
         for k, v in json.loads(Path(q).read_text()).get("intervals", {}).items():

@@ -42,6 +42,7 @@ def run_train(src: Path, data: Path, out: Path, cache: Path, *, threads: int, ex
     wall = time.perf_counter() - t0
     if r.returncode:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{r.stdout[-3000:]}")
+    # the raw layout, not sonotype.models.checkpoint: the baseline row's checkpoint comes from another src tree
     ck = torch.load(out, map_location="cpu", weights_only=True)
     h = ck["history"][-1]
     return {"windows": h["windows"], "seconds": h["seconds"], "wall": wall, "loss": h["train_loss"]}

@@ -14,7 +14,7 @@ from sonotype.audio.io import write_audio
 from sonotype.features.frontend import PRESETS, FrontEnd
 from sonotype.models.backends import WaveformBackend, load_backend
 from sonotype.models.backends.base import BackendInfo
-from sonotype.models.checkpoint import save_checkpoint
+from sonotype.models.checkpoint import Checkpoint, DetectorPart
 from sonotype.models.lstm_v3 import DetectorHead, Encoder, EncoderConfig
 
 
@@ -39,12 +39,9 @@ def placeholder_model(path: Path, *, frontend: FrontEnd = PRESETS["dolphin"], se
     torch.manual_seed(seed)
     cfg = EncoderConfig(window=frontend.window, n_bins=frontend.n_bins)
     enc, head = Encoder(cfg), DetectorHead(cfg.embedding_dim)
-    return save_checkpoint(path, {
-        "kind": "detector", "model_version": "placeholder", "encoder_config": cfg.to_dict(),
-        "frontend": frontend.to_dict(), "channel": None, "data": {"files": []}, "history": [],
-        "encoder": enc.state_dict(), "predictor": {},
-        "detector": {"head": head.state_dict(), "dropout": 0.5, "hidden": 0, "threshold": threshold,
-                     "config": {}, "train_files": [], "val_files": []}})
+    return Checkpoint(kind="detector", model_version="placeholder", encoder_config=cfg, frontend=frontend,
+                      encoder=enc.state_dict(),
+                      detector=DetectorPart(head=head.state_dict(), threshold=threshold)).save(path)
 
 
 def detected_store(folder: Path, *, files: int) -> tuple[str, Path, list[Path]]:

@@ -42,8 +42,8 @@ def test_detector_separates_tones_from_noise_on_held_out_file(corpus, tmp_path):
     ck = train_detector(enc, train_items, out=tmp_path / "det.pt",
                         config=DetectorConfig(epochs=60, seed=0, threshold_level="window"),
                         progress=False, log=lambda s: None)
-    det = ck["detector"]
-    assert det["val_split"] == "file" and 0 < det["threshold"] < 1
+    det = ck.detector
+    assert det.val_split == "file" and 0 < det.threshold < 1
     model = load_model(tmp_path / "det.pt", kind="detector")
     result = evaluate_detector(model, test_items, progress=False)
     assert result["confusion"]["recall"] >= 0.75 and result["confusion"]["precision"] >= 0.75, format_report(result)
@@ -57,11 +57,11 @@ def test_detector_separates_tones_from_noise_on_held_out_file(corpus, tmp_path):
 def test_threshold_follows_target_precision(corpus, tmp_path):
     _, items, enc = corpus
     a = train_detector(enc, items, out=tmp_path / "a.pt", config=DetectorConfig(epochs=10), progress=False,
-                       log=lambda s: None)["detector"]
+                       log=lambda s: None).detector
     b = train_detector(enc, items, out=tmp_path / "b.pt", config=DetectorConfig(epochs=10, target_precision=1.0),
-                       progress=False, log=lambda s: None)["detector"]
-    assert b["validation"]["confusion"]["precision"] >= a["validation"]["confusion"]["precision"]
-    assert b["threshold"] >= a["threshold"]
+                       progress=False, log=lambda s: None).detector
+    assert b.validation["confusion"]["precision"] >= a.validation["confusion"]["precision"]
+    assert b.threshold >= a.threshold
 
 
 def test_one_class_only_is_a_clear_error(corpus, tmp_path):
@@ -90,7 +90,7 @@ def test_finetuning_updates_the_encoder_and_still_detects(corpus, tmp_path):
     ck = train_detector(enc, items[:4], out=tmp_path / "ft.pt", cache_dir=root / "cache",
                         config=DetectorConfig(epochs=4, finetune=True, stride=8, seed=0), progress=False,
                         log=lambda s: None)
-    assert ck["detector"]["finetuned"] is True
+    assert ck.detector.finetuned is True
     ssl = load_model(enc).encoder.state_dict()
     tuned = load_model(tmp_path / "ft.pt", kind="detector")
     assert not np.allclose(ssl["local_conv.weight"].numpy(), tuned.encoder.state_dict()["local_conv.weight"].numpy())
@@ -101,13 +101,13 @@ def test_finetuning_updates_the_encoder_and_still_detects(corpus, tmp_path):
 def test_threshold_is_chosen_on_validation_events_of_long_recordings(corpus, tmp_path):
     _, items, enc = corpus
     ck = train_detector(enc, items[:4], out=tmp_path / "ev.pt", config=DetectorConfig(epochs=20, seed=0),
-                        progress=False, log=lambda s: None)["detector"]
-    assert ck["threshold_level"] == "event" and ck["validation_events"]["events"] > 0
-    assert 0 < ck["threshold"] < 1 and 0 < ck["window_threshold"] < 1
+                        progress=False, log=lambda s: None).detector
+    assert ck.threshold_level == "event" and ck.validation_events["events"] > 0
+    assert 0 < ck.threshold < 1 and 0 < ck.window_threshold < 1
     win = train_detector(enc, items[:4], out=tmp_path / "w.pt",
                          config=DetectorConfig(epochs=20, seed=0, threshold_level="window"),
-                         progress=False, log=lambda s: None)["detector"]
-    assert win["threshold_level"] == "window" and win["threshold"] == pytest.approx(ck["window_threshold"])
+                         progress=False, log=lambda s: None).detector
+    assert win.threshold_level == "window" and win.threshold == pytest.approx(ck.window_threshold)
     # file-level labels (no annotated events): an event-level threshold cannot be chosen
     from dataclasses import replace
     labelled = [replace(items[0], events=None, label=1), replace(items[1], events=None, label=0)]
@@ -120,10 +120,10 @@ def test_threshold_is_chosen_on_validation_events_of_long_recordings(corpus, tmp
 def test_threshold_can_be_chosen_on_separate_long_recordings(corpus, tmp_path):
     _, items, enc = corpus
     ck = train_detector(enc, items[:3], out=tmp_path / "t.pt", config=DetectorConfig(epochs=10, seed=0),
-                        threshold_items=items[3:], progress=False, log=lambda s: None)["detector"]
-    assert ck["threshold_files"] == [it.path for it in items[3:]] and ck["threshold_level"] == "event"
-    assert ck["validation_events"]["events"] == sum(len(it.events) for it in items[3:])
-    assert not set(ck["threshold_files"]) & set(ck["train_files"] + ck["val_files"])
+                        threshold_items=items[3:], progress=False, log=lambda s: None).detector
+    assert ck.threshold_files == tuple(it.path for it in items[3:]) and ck.threshold_level == "event"
+    assert ck.validation_events["events"] == sum(len(it.events) for it in items[3:])
+    assert not set(ck.threshold_files) & set(ck.train_files + ck.val_files)
     with pytest.raises(DataError, match="threshold recordings need annotations"):
         from dataclasses import replace
         train_detector(enc, items[:3], out=tmp_path / "u.pt", config=DetectorConfig(epochs=1),
@@ -131,7 +131,7 @@ def test_threshold_can_be_chosen_on_separate_long_recordings(corpus, tmp_path):
 
 
 def _heads(ck):
-    return [ck["detector"]["head"]] + [m["head"] for m in ck["detector"]["ensemble"]]
+    return [ck.detector.head] + [m.head for m in ck.detector.ensemble]
 
 
 def test_seed_ensemble_is_carried_and_averaged_by_detect(corpus, tmp_path):
@@ -140,7 +140,7 @@ def test_seed_ensemble_is_carried_and_averaged_by_detect(corpus, tmp_path):
     _, items, enc = corpus
     ck = train_detector(enc, items[:4], out=tmp_path / "ens.pt", config=DetectorConfig(epochs=6, ensemble=3, seed=2),
                         progress=False, log=lambda s: None)
-    assert len(ck["detector"]["ensemble"]) == 2 and ck["detector"]["config"]["ensemble"] == 3
+    assert len(ck.detector.ensemble) == 2 and ck.detector.config["ensemble"] == 3
     heads = _heads(ck)
     assert not np.allclose(heads[0]["net.1.weight"].numpy(), heads[1]["net.1.weight"].numpy())  # other seeds
     m = load_model(tmp_path / "ens.pt", kind="detector")
@@ -158,7 +158,7 @@ def test_seed_ensemble_is_carried_and_averaged_by_detect(corpus, tmp_path):
     # the seed-2 single detector is the ensemble's first member
     one = train_detector(enc, items[:4], out=tmp_path / "one.pt", config=DetectorConfig(epochs=6, seed=2),
                          progress=False, log=lambda s: None)
-    assert one["detector"]["ensemble"] == [] and np.allclose(one["detector"]["head"]["net.1.weight"].numpy(),
+    assert one.detector.ensemble == () and np.allclose(one.detector.head["net.1.weight"].numpy(),
                                                              heads[0]["net.1.weight"].numpy())
 
 
@@ -170,10 +170,10 @@ def test_augmentation_and_hard_negatives_are_seeded(corpus, tmp_path):
     a = train_detector(enc, items[:4], out=tmp_path / "a.pt", config=cfg, progress=False, log=logs.append)
     b = train_detector(enc, items[:4], out=tmp_path / "b.pt", config=cfg, progress=False, log=lambda s: None)
     assert any(line.startswith("augmentation:") for line in logs), logs
-    assert np.array_equal(a["detector"]["head"]["net.1.weight"].numpy(), b["detector"]["head"]["net.1.weight"].numpy())
+    assert np.array_equal(a.detector.head["net.1.weight"].numpy(), b.detector.head["net.1.weight"].numpy())
     c = train_detector(enc, items[:4], out=tmp_path / "c.pt", config=DetectorConfig(epochs=4, seed=1,
                        threshold_level="window"), progress=False, log=lambda s: None)
-    assert not np.allclose(a["detector"]["head"]["net.1.weight"].numpy(), c["detector"]["head"]["net.1.weight"].numpy())
+    assert not np.allclose(a.detector.head["net.1.weight"].numpy(), c.detector.head["net.1.weight"].numpy())
     with pytest.raises(DataError, match="annotated calls"):
         from dataclasses import replace
         labelled = [replace(items[0], events=None, label=1), replace(items[1], events=None, label=0),
@@ -188,7 +188,7 @@ def test_finetuned_pcen_ensemble_with_augmentation(corpus, tmp_path):
                          freq_mask=16, mixup=0.2, hard_negatives=8, scale="pcen", device="cpu")
     ck = train_detector(enc, items[:4], out=tmp_path / "ftp.pt", cache_dir=root / "cache-pcen", config=cfg,
                         progress=False, log=lambda s: None)
-    assert ck["frontend"]["scale"] == "pcen" and ck["detector"]["ensemble"][0]["encoder"] is not None
+    assert ck.frontend.scale == "pcen" and ck.detector.ensemble[0].encoder is not None
     m = load_model(tmp_path / "ftp.pt", kind="detector")
     assert m.frontend.scale == "pcen" and len(m.members) == 1 and m.members[0][0] is not m.encoder
     it = items[4]

@@ -52,15 +52,15 @@ def test_distillation_lowers_the_held_out_loss_and_writes_an_encoder(corpus, tmp
     cfg = DistillConfig(epochs=4, batch_spans=4, lr=3e-3, stride=8, val_fraction=0.3, seed=1)
     ck = distill(items, RMSBackend(window_s=1.0, hop_s=0.5), student=init, out=tmp_path / "s.pt", cache_dir=tmp_path / "c", config=cfg,
                  progress=False, log=lambda s: None)
-    h = ck["history"]
+    h = ck.history
     assert len(h) == 4 and h[-1]["val_loss"] < h[0]["val_loss"] and h[-1]["train_loss"] < h[0]["train_loss"]
     student = load_model(tmp_path / "s.pt")
-    assert student.checkpoint["distill"]["teacher"]["name"] == "rms"
+    assert student.checkpoint.distill.teacher["name"] == "rms"
     # the student's weights moved away from its initialisation, its config and front end did not
     assert student.frontend == init.frontend and student.encoder.config == init.encoder.config
     assert any(not torch.equal(a, b) for a, b in zip(student.encoder.state_dict().values(),
                                                      init.encoder.state_dict().values()))
-    assert (tmp_path / "s.best.pt").is_file() and load_checkpoint(tmp_path / "s.best.pt")["kind"] == "encoder"
+    assert (tmp_path / "s.best.pt").is_file() and load_checkpoint(tmp_path / "s.best.pt").kind == "encoder"
 
 
 def test_pooled_is_the_mean_of_each_spans_windows():

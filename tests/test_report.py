@@ -379,27 +379,27 @@ def test_model_report_escapes_text_and_links_existing_figures(tmp_path):
 def test_report_from_a_saved_encoder_checkpoint(tmp_path):
     import torch
 
-    from sonotype.models.checkpoint import load_checkpoint, save_checkpoint
+    from sonotype.features.frontend import FrontEnd
+    from sonotype.models.checkpoint import Checkpoint, TrainingData, load_checkpoint
     from sonotype.models.lstm_v3 import Encoder, EncoderConfig
 
     torch.manual_seed(0)
     enc = Encoder(EncoderConfig())
     history = [{"epoch": e, "train_loss": 1 / e, "val_loss": 1.1 / e, "seconds": 2.0, "windows": 100}
                for e in (1, 2, 3)]
-    path = save_checkpoint(tmp_path / "enc.pt", {
-        "kind": "encoder", "encoder_config": enc.config.to_dict(), "frontend": {"n_fft": 512, "hop": 256},
-        "train_config": {"epochs": 3}, "history": history, "data": {"files": ["a.wav", "b.wav"]},
-        "encoder": enc.state_dict(), "predictor": {}})
+    path = Checkpoint(kind="encoder", encoder_config=enc.config, frontend=FrontEnd(n_fft=512, hop=256),
+                      train_config={"epochs": 3}, history=history, data=TrainingData(("a.wav", "b.wav")),
+                      encoder=enc.state_dict()).save(tmp_path / "enc.pt")
     ck = load_checkpoint(path)
     out = tmp_path / "model"
     figs = figures_for_checkpoint(ck, out)
     assert figs == {"Training curve": "figures/training-curve.png", "Local Conv2D filters": "figures/filters.png"}
     report = report_from_checkpoint(ck, name="enc-v1", figures=figs)
-    assert dict(report.layers)["total"] == 275_328 and report.created == ck["created"]
+    assert dict(report.layers)["total"] == 275_328 and report.created == ck.created
     write_model_report(out, report)
     md = (out / "README.md").read_text()
     assert "275,328" in md and "a.wav, b.wav" in md and "## Training" in md and "## Local filters" in md
     md_links, html_links = assert_links_exist(out)
     assert "figures/training-curve.png" in md_links and "figures/filters.png" in html_links
-    with pytest.raises(SonotypeError, match="incomplete"):
-        figures_for_checkpoint({"encoder_config": enc.config.to_dict()}, out)
+    with pytest.raises(SonotypeError, match="expected a sonotype.models.checkpoint.Checkpoint"):
+        figures_for_checkpoint({"encoder_config": enc.config.to_dict()}, out)  # a dict, not a loaded checkpoint

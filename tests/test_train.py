@@ -30,7 +30,7 @@ def test_training_on_real_clip_lowers_loss_and_gives_finite_embeddings(name, dat
     cfg = TrainConfig(epochs=6, batch_size=8, lr=2e-3, val_fraction=0.0, stride=4, seed=1)
     ck = train_encoder(items, frontend=PRESETS["dolphin"], out=tmp_path / "enc.pt", cache_dir=tmp_path / "c",
                        config=cfg, progress=False, log=lambda s: None)
-    losses = [h["train_loss"] for h in ck["history"]]
+    losses = [h["train_loss"] for h in ck.history]
     assert np.isfinite(losses).all()
     assert losses[-1] < 0.8 * losses[0], losses
     model = load_model(tmp_path / "enc.pt")
@@ -61,15 +61,15 @@ def test_same_seed_same_weights_and_resume_equals_uninterrupted(tmp_path):
     part = train_encoder(items, out=tmp_path / "part.pt", config=TrainConfig(epochs=2, batch_size=4, seed=3), **kw)
     resumed = train_encoder(items, out=tmp_path / "resumed.pt", config=TrainConfig(epochs=3, batch_size=4, seed=3),
                             resume=tmp_path / "part.pt", **kw)
-    for k, v in full["encoder"].items():
-        assert torch.equal(v, again["encoder"][k]), k
-        assert torch.allclose(v, resumed["encoder"][k], atol=1e-6), k
-    assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3]
+    for k, v in full.encoder.items():
+        assert torch.equal(v, again.encoder[k]), k
+        assert torch.allclose(v, resumed.encoder[k], atol=1e-6), k
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
     best = load_checkpoint(best_path(tmp_path / "full.pt"))
-    losses = [h["val_loss"] for h in full["history"]]
-    assert best["history"][-1]["val_loss"] == min(losses)
+    losses = [h["val_loss"] for h in full.history]
+    assert best.history[-1]["val_loss"] == min(losses) and best.optimizer is None
     other = train_encoder(items, out=tmp_path / "other.pt", config=TrainConfig(epochs=1, batch_size=4, seed=4), **kw)
-    assert not torch.equal(other["encoder"]["local_conv.weight"], part["encoder"]["local_conv.weight"])
+    assert not torch.equal(other.encoder["local_conv.weight"], part.encoder["local_conv.weight"])
 
 
 def test_checkpoint_carries_config_frontend_data_and_version(tmp_path):
@@ -78,11 +78,11 @@ def test_checkpoint_carries_config_frontend_data_and_version(tmp_path):
                   encoder_config=EncoderConfig(batch_norm=True), config=TrainConfig(epochs=1, batch_size=4),
                   progress=False, log=lambda s: None)
     ck = load_checkpoint(tmp_path / "e.pt")
-    assert ck["version"] == 1 and ck["kind"] == "encoder"
-    assert load_checkpoint(best_path(tmp_path / "e.pt"))["epoch"] == 0
-    assert ck["encoder_config"]["batch_norm"] is True
-    assert ck["frontend"]["fmin"] == 2000.0 and ck["frontend"]["n_fft"] == 512
-    assert ck["data"]["files"] == [items[0].path] and ck["data"]["sample_rate"] == items[0].sample_rate
+    assert torch.load(tmp_path / "e.pt", weights_only=True)["version"] == 1 and ck.kind == "encoder"
+    assert load_checkpoint(best_path(tmp_path / "e.pt")).epoch == 0
+    assert ck.encoder_config.batch_norm is True
+    assert ck.frontend.fmin == 2000.0 and ck.frontend.n_fft == 512
+    assert ck.data.files == (items[0].path,) and ck.data.sample_rate == items[0].sample_rate
     m = load_model(tmp_path / "e.pt")
     assert m.encoder.config.batch_norm and m.head is None
     from sonotype.models.backends import load_backend

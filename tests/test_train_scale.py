@@ -65,9 +65,9 @@ def test_bf16_training_runs_and_lowers_the_loss(tmp_path):
     cfg = TrainConfig(epochs=3, batch_size=8, lr=3e-3, val_fraction=0.0, stride=12, seed=0, bf16=True, threads=1)
     ck = train_encoder(items, frontend=PRESETS["dolphin"], out=tmp_path / "e.pt", cache_dir=tmp_path / "c",
                        config=cfg, progress=False, log=lambda s: None)
-    losses = [h["train_loss"] for h in ck["history"]]
+    losses = [h["train_loss"] for h in ck.history]
     assert np.isfinite(losses).all() and losses[-1] < losses[0], losses
-    assert ck["train_config"]["bf16"] is True
+    assert ck.train_config["bf16"] is True
 
 
 def _free_port() -> int:
@@ -93,18 +93,18 @@ def test_ddp_on_two_gloo_processes_matches_one_process(tmp_path):
                device="cpu")
     single = train_encoder(make_items(paths), frontend=PRESETS["dolphin"], out=tmp_path / "one.pt",
                            cache_dir=tmp_path / "c", config=TrainConfig(**cfg), progress=False, log=lambda s: None)
-    n = single["data"]["train_windows"]
+    n = single.data.notes["train_windows"]
     assert n % 12 not in (0, 1) and n > 36  # several steps, and a last batch split 2 ways unevenly
     mp.spawn(_ddp_worker, args=(2, _free_port(), paths, str(tmp_path / "ddp.pt"), str(tmp_path / "c"), cfg),
              nprocs=2, join=True)
     ddp = load_checkpoint(tmp_path / "ddp.pt")
     for part in ("encoder", "predictor"):
-        for k, v in single[part].items():
-            torch.testing.assert_close(ddp[part][k], v, atol=2e-5, rtol=1e-4, msg=f"{part}.{k}")
-    assert [h["windows"] for h in ddp["history"]] == [h["windows"] for h in single["history"]]
-    np.testing.assert_allclose([h["train_loss"] for h in ddp["history"]],
-                               [h["train_loss"] for h in single["history"]], rtol=1e-5)
+        for k, v in getattr(single, part).items():
+            torch.testing.assert_close(getattr(ddp, part)[k], v, atol=2e-5, rtol=1e-4, msg=f"{part}.{k}")
+    assert [h["windows"] for h in ddp.history] == [h["windows"] for h in single.history]
+    np.testing.assert_allclose([h["train_loss"] for h in ddp.history],
+                               [h["train_loss"] for h in single.history], rtol=1e-5)
     # and training moved the weights (the comparison is not between two untouched initialisations)
     torch.manual_seed(5)
     fresh = Encoder(EncoderConfig()).state_dict()
-    assert (single["encoder"]["local_conv.weight"] - fresh["local_conv.weight"]).abs().max() > 1e-3
+    assert (single.encoder["local_conv.weight"] - fresh["local_conv.weight"]).abs().max() > 1e-3

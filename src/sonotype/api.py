@@ -39,7 +39,7 @@ from .detection.detector import train_detector as _train_detector
 from .detection.evaluate import evaluate_detector, format_report, save_json
 from .discovery.discover import DiscoverConfig
 from .errors import ConfigError
-from .models.checkpoint import load_model
+from .models.checkpoint import Checkpoint, load_model
 from .models.lstm_v3 import EncoderConfig
 from .params import make
 from .training.dataset import LabelRule, load_items
@@ -64,7 +64,7 @@ def _cache(c) -> Path:
 
 
 def train(paths: Sequence[str | Path] | None = None, *, config: TrainRun | None = None,
-          log: Callable[[str], None] = print, **kw) -> dict:
+          log: Callable[[str], None] = print, **kw) -> Checkpoint:
     """Self-supervised encoder training (``sonotype train``): ``config``, or the defaults, with any
     :class:`~sonotype.config.TrainRun` field replaced by keyword (``out=``, ``epochs=``, ``preset=``, ...).
     Writes ``out`` and, unless ``report_dir`` is empty, the model's report folder."""
@@ -83,7 +83,7 @@ def train(paths: Sequence[str | Path] | None = None, *, config: TrainRun | None 
 
 
 def distill(paths: Sequence[str | Path] | None = None, *, config: DistillRun | None = None,
-            log: Callable[[str], None] = print, **kw) -> dict:
+            log: Callable[[str], None] = print, **kw) -> Checkpoint:
     """Distil a pretrained backend (``teacher``) into an LSTM-V3 encoder on unlabelled audio
     (``sonotype distill``; fields: :class:`~sonotype.config.DistillRun`). The student starts from
     ``init`` (an encoder checkpoint) or, without it, from scratch with ``preset``."""
@@ -121,7 +121,7 @@ def _labelled_items(c, log: Callable[[str], None]):
 
 
 def train_detector(paths: Sequence[str | Path] | None = None, *, config: TrainDetectorRun | None = None,
-                   log: Callable[[str], None] = print, **kw) -> dict:
+                   log: Callable[[str], None] = print, **kw) -> Checkpoint:
     """Detector training on a frozen (or fine-tuned) encoder (``sonotype train-detector``; fields:
     :class:`~sonotype.config.TrainDetectorRun`, the detector's own under ``detector``). Every file name
     of ``annotations`` must match an input file, unless ``allow_unmatched``."""

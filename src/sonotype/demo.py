@@ -97,7 +97,7 @@ def run_demo(out: str | Path = "sonotype-demo", *, seed: int = 0, quick: bool = 
     ck = train_encoder(train_items, frontend=fe, out=enc_path, cache_dir=out / "cache", encoder_config=EncoderConfig(),
                        config=TrainConfig(epochs=s["encoder_epochs"], batch_size=32, seed=seed),
                        data_note={"corpus": str(corpus.root), "synthetic_seed": seed}, progress=progress, log=detail)
-    last = ck["history"][-1]
+    last = ck.history[-1]
     st.done("encoder", f"self-supervised (next-frame prediction), {s['encoder_epochs']} epochs, "
                        f"validation loss {last['val_loss']:.3f}")
 
@@ -111,9 +111,9 @@ def run_demo(out: str | Path = "sonotype-demo", *, seed: int = 0, quick: bool = 
                          threshold_items=threshold_items,
                          config=DetectorConfig(epochs=s["detector_epochs"], stride=s["finetune_stride"], finetune=True,
                                                seed=seed))
-    d = dck["detector"]
+    d = dck.detector
     st.done("detector", f"encoder fine-tuned with a sigmoid head, {s['detector_epochs']} epochs; threshold "
-                        f"{d['threshold']:.3f} chosen at {d['threshold_level']} level on a {val_long.seconds:.0f}-s "
+                        f"{d.threshold:.3f} chosen at {d.threshold_level} level on a {val_long.seconds:.0f}-s "
                         "validation recording")
 
     result = evaluate_detector(load_model(det_path, kind="detector"), test_items, progress=progress)

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from ..errors import ConfigError, DataError
 from ..features.frontend import SCALES, FrontEnd
-from ..models.checkpoint import load_model, save_checkpoint
+from ..models.checkpoint import Checkpoint, DetectorPart, EnsembleMember, load_model
 from ..models.embed import embed_windows, file_embeddings, head_scores
 from ..models.lstm_v3 import DetectorHead, Encoder
 from ..runtime import set_threads
@@ -267,7 +267,7 @@ def mixed_windows(items: Sequence[Item], frontend: FrontEnd, *, count: int, conf
 def train_detector(encoder_path: str | Path, items: Sequence[Item], *, out: str | Path,
                    config: DetectorConfig = DetectorConfig(), data_note: dict | None = None,
                    cache_dir: str | Path | None = None, threshold_items: Sequence[Item] | None = None,
-                   progress: bool = True, log: Callable[[str], None] = print) -> dict:
+                   progress: bool = True, log: Callable[[str], None] = print) -> Checkpoint:
     """Train a detector head on a frozen encoder checkpoint; write a detector checkpoint to ``out``.
 
     The returned (and saved) checkpoint holds the encoder, the head, the threshold chosen on
@@ -377,23 +377,19 @@ def train_detector(encoder_path: str | Path, items: Sequence[Item], *, out: str 
     cm = val_summary["confusion"]
     log(f"threshold {threshold:.3f} (chosen on validation, {level} level): window precision {cm['precision']:.3f}, "
         f"recall {cm['recall']:.3f}, F1 {cm['f1']:.3f}, AP {val_summary['average_precision']:.3f}")
-    ck = dict(model.checkpoint)
-    ck.pop("optimizer", None); ck.pop("rng_torch", None)
-    ck["frontend"] = model.frontend.to_dict()  # the scale the detector was trained on (detect uses the same)
-    if config.finetune:
-        ck["encoder"] = {k: v.cpu() for k, v in enc.state_dict().items()}  # the fine-tuned encoder scores;
-        #                                                         the self-supervised one stays at encoder_path
-    ensemble = [{"head": h.state_dict(), "encoder": {k: v.cpu() for k, v in e.state_dict().items()}
-                 if config.finetune else None} for e, h in members[1:]]
-    ck.update({"kind": "detector", "encoder_checkpoint": str(encoder_path), "detector": {
-        "head": head.state_dict(), "dropout": config.dropout, "hidden": config.hidden, "threshold": threshold,
-        "config": config.to_dict(), "history": history, "validation": val_summary, "val_split": mode,
-        "threshold_level": level, "window_threshold": window_threshold, "validation_events": val_events,
-        "finetuned": bool(config.finetune), "ensemble": ensemble,
-        "train_files": [it.path for it in items if it.path not in set(val_files)], "val_files": val_files,
-        "threshold_files": [it.path for it in threshold_items or ()],
-        "data": data_note or {}}})
-    for k in ("format", "version", "sonotype_version", "created"):
-        ck.pop(k, None)
-    save_checkpoint(out, ck)
+    ensemble = tuple(EnsembleMember(h.state_dict(), {k: v.cpu() for k, v in e.state_dict().items()}
+                                    if config.finetune else None) for e, h in members[1:])
+    part = DetectorPart(
+        head=head.state_dict(), dropout=config.dropout, hidden=config.hidden, threshold=threshold,
+        config=config.to_dict(), history=tuple(history), validation=val_summary, val_split=mode,
+        threshold_level=level, window_threshold=window_threshold, validation_events=val_events,
+        finetuned=bool(config.finetune), ensemble=ensemble,
+        train_files=tuple(it.path for it in items if it.path not in set(val_files)), val_files=tuple(val_files),
+        threshold_files=tuple(it.path for it in threshold_items or ()), data=data_note or {})
+    ck = model.checkpoint.renewed(
+        kind="detector", encoder_checkpoint=str(encoder_path), detector=part, optimizer=None, rng_torch=None,
+        frontend=model.frontend,  # the scale the detector was trained on (detect uses the same)
+        # fine-tuned: the fine-tuned encoder scores; the self-supervised one stays at encoder_path
+        encoder={k: v.cpu() for k, v in enc.state_dict().items()} if config.finetune else model.checkpoint.encoder)
+    ck.save(out)
     return ck

@@ -14,6 +14,7 @@ from ..models.checkpoint import LoadedModel
 from ..models.embed import file_scores
 from ..training import metrics
 from ..training.dataset import IGNORE, Item
+from .detector import DetectorConfig
 
 
 def evaluate_detector(model: LoadedModel, items: Sequence[Item], *, threshold: float | None = None,
@@ -22,10 +23,11 @@ def evaluate_detector(model: LoadedModel, items: Sequence[Item], *, threshold: f
 
     Returns a JSON-able dict: the metrics of :func:`metrics.summary` plus per-file counts.
     """
-    det = model.checkpoint.get("detector", {})
+    det = model.checkpoint.detector
     thr = model.threshold if threshold is None else float(threshold)
-    mo = det.get("config", {}).get("min_overlap", 0.5) if min_overlap is None else min_overlap
-    trained_on = set(det.get("train_files", [])) | set(det.get("val_files", []))
+    trained_with = DetectorConfig.from_dict(det.config if det else {})
+    mo = trained_with.min_overlap if min_overlap is None else min_overlap
+    trained_on = set(det.train_files) | set(det.val_files) if det else set()
     leaked = [it.path for it in items if it.path in trained_on]
     scores, labels, per_file = [], [], []
     for it in tqdm(items, desc="evaluating", unit="file", disable=not progress, leave=False):

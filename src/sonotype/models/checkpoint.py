@@ -1,59 +1,384 @@
 """Checkpoints that carry their own config, front end, data provenance and version.
 
-A checkpoint is a ``torch.save`` of a plain dict (tensors, numbers, strings, lists, dicts), loaded
-with ``weights_only=True`` so that opening a checkpoint never runs code from it::
+:class:`Checkpoint` is the typed form every reader uses (attributes, never string keys); on disk it is
+a ``torch.save`` of a plain dict (tensors, numbers, strings, lists, dicts), loaded with
+``weights_only=True`` so that opening a checkpoint never runs code from it. The layout (version
+``CHECKPOINT_VERSION``; optional entries are left out when empty)::
 
-    format: "sonotype"          version: CHECKPOINT_VERSION     kind: "encoder" | "detector"
-    sonotype_version, created, encoder_config, frontend, channel, data, train_config, history,
-    encoder (state dict), predictor (state dict), [optimizer], [detector: head config/state, threshold, metrics]
+    format: "sonotype"   version: 1   kind: "encoder" | "detector"   sonotype_version, created (ISO, UTC)
+    encoder_config (EncoderConfig), frontend (FrontEnd), channel, data (files, sample_rate, notes...)
+    encoder, predictor (state dicts), [train_config], history, [epoch], [optimizer], [rng_torch]
+    [model_version], [encoder_checkpoint], [distill: teacher, config, student_init, head, target_mean/std]
+    [detector: head, dropout, hidden, threshold, config, history, validation, val_split, threshold_level,
+               window_threshold, validation_events, finetuned, ensemble [{head, encoder}], train_files,
+               val_files, threshold_files, data]
+
+The configs of later pipeline stages (``TrainConfig``, ``DetectorConfig``, ``DistillConfig``, the teacher's
+``BackendInfo``) are kept as their ``to_dict()`` here, since this module comes before them; read them
+back with their own ``from_dict``. Metrics, histories and notes are free-form dicts: their keys are
+those of the code that wrote them and grow over time.
+
+Over 400 lines because the layout, its field-by-field checks and the loaders are one unit: a field
+added to a part is written, read and checked in the same class.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import math
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from .. import __version__
-from ..errors import CheckpointError
+from ..errors import CheckpointError, ConfigError
 from ..features.frontend import FrontEnd
 from .lstm_v3 import DetectorHead, Encoder, EncoderConfig, NextFramePredictor
 
 CHECKPOINT_FORMAT = "sonotype"
 CHECKPOINT_VERSION = 1
+KINDS = ("encoder", "detector")
+
+StateDict = Mapping[str, torch.Tensor]
 
 
-def save_checkpoint(path: str | Path, payload: dict) -> Path:
-    """Write atomically (temp file + rename): an interrupted save never leaves a half checkpoint."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    body = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "sonotype_version": __version__,
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), **payload}
-    tmp = p.with_name(p.name + ".tmp")
-    torch.save(body, tmp)
-    os.replace(tmp, p)
-    return p
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def load_checkpoint(path: str | Path, *, kind: str | None = None) -> dict:
-    """Read and validate a checkpoint. ``kind`` ('encoder'/'detector') checks what it holds."""
+def _same(a: Any, b: Any) -> bool:
+    """Deep equality of checkpoint layouts: tensors by value and dtype, NaN equal to NaN."""
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.dtype == b.dtype
+                and a.shape == b.shape and bool(torch.equal(a, b)))
+    if isinstance(a, Mapping) or isinstance(b, Mapping):
+        return (isinstance(a, Mapping) and isinstance(b, Mapping) and a.keys() == b.keys()
+                and all(_same(a[k], b[k]) for k in a))
+    if isinstance(a, (list, tuple)) or isinstance(b, (list, tuple)):
+        return (isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) and len(a) == len(b)
+                and all(_same(x, y) for x, y in zip(a, b)))
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return type(a) is type(b) and a == b
+
+
+class _Part:
+    """Equality by the saved layout (state dicts hold tensors, which have no plain ``==``)."""
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return _same(self.to_dict(), other.to_dict())  # type: ignore[attr-defined]
+
+
+class _Fields:
+    """Reads one dict of the layout, naming the file and the field in every error."""
+
+    def __init__(self, d: Any, source: str, prefix: str = ""):
+        if not isinstance(d, Mapping):
+            raise CheckpointError(f"{source}: checkpoint field '{prefix.rstrip('.') or '(top level)'}' is "
+                                  f"{type(d).__name__}; expected a dict. Retrain, or restore the file from a copy")
+        self.d, self.source, self.prefix = d, source, prefix
+
+    def fail(self, name: str, problem: str) -> CheckpointError:
+        return CheckpointError(f"{self.source}: checkpoint field '{self.prefix}{name}' {problem}. The file is not a "
+                               "complete sonotype checkpoint: retrain it (`sonotype train` / `sonotype train-detector`)"
+                               " or restore it from a copy")
+
+    def get(self, name: str, types: type | tuple, what: str, default: Any = ..., *, none: bool = False) -> Any:
+        """``d[name]``, checked to be of ``types`` (or None when ``none``); ``default`` when absent (``...``: required)."""
+        if name not in self.d:
+            if default is ...:
+                raise self.fail(name, f"is missing (expected {what})")
+            return default
+        v = self.d[name]
+        if v is None and none:
+            return None
+        bad_bool = isinstance(v, bool) and bool not in (types if isinstance(types, tuple) else (types,))
+        if not isinstance(v, types) or bad_bool:
+            raise self.fail(name, f"is {type(v).__name__} {v!r:.60}; expected {what}")
+        return v
+
+    def number(self, name: str, what: str, default: Any = ..., *, none: bool = False) -> float | None:
+        v = self.get(name, (int, float), what, default, none=none)
+        return None if v is None else float(v)
+
+    def strings(self, name: str, default: Any = ()) -> tuple[str, ...]:
+        v = self.get(name, (list, tuple), "a list of file paths", default)
+        if not all(isinstance(s, str) for s in v):
+            raise self.fail(name, "holds non-strings; expected a list of file paths")
+        return tuple(v)
+
+    def state(self, name: str, default: Any = ..., *, none: bool = False) -> dict[str, torch.Tensor] | None:
+        v = self.get(name, dict, "a state dict (parameter name -> tensor)", default, none=none)
+        if v is not None and not all(isinstance(k, str) and isinstance(t, torch.Tensor) for k, t in v.items()):
+            raise self.fail(name, "is not a state dict (parameter name -> tensor)")
+        return v
+
+    def records(self, name: str) -> tuple[dict, ...]:
+        v = self.get(name, (list, tuple), "a list of per-epoch dicts", ())
+        if not all(isinstance(h, dict) for h in v):
+            raise self.fail(name, "holds non-dicts; expected a list of per-epoch dicts")
+        return tuple(v)
+
+    def part(self, name: str) -> "_Fields | None":
+        v = self.d.get(name)
+        return None if v is None else _Fields(v, self.source, f"{self.prefix}{name}.")
+
+
+@dataclass(frozen=True, eq=False)
+class TrainingData(_Part):
+    """Where the weights' training data came from.
+
+    ``files``: the training audio; ``sample_rate``: their median rate, Hz (None in distilled checkpoints
+    and in those written before it was recorded); ``notes``: free-form counts and the caller's note
+    (``train_windows``, ``val_windows``, ``train_spans``, ``preset``, ``inputs``, ``corpus``, ...), open
+    because each trainer and caller adds its own.
+    """
+
+    files: tuple[str, ...] = ()
+    sample_rate: float | None = None
+    notes: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"files": list(self.files), **({} if self.sample_rate is None else {"sample_rate": self.sample_rate}),
+                **self.notes}
+
+    @classmethod
+    def _read(cls, f: _Fields) -> "TrainingData":
+        return cls(f.strings("files"), f.number("sample_rate", "a sample rate in Hz", None, none=True),
+                   {k: v for k, v in f.d.items() if k not in ("files", "sample_rate")})
+
+
+@dataclass(frozen=True, eq=False)
+class EnsembleMember(_Part):
+    """A further detector of a seed ensemble: its head, and its own encoder when fine-tuned (else the shared one)."""
+
+    head: StateDict
+    encoder: StateDict | None = None
+
+    def to_dict(self) -> dict:
+        return {"head": dict(self.head), "encoder": None if self.encoder is None else dict(self.encoder)}
+
+    @classmethod
+    def _read(cls, f: _Fields) -> "EnsembleMember":
+        return cls(f.state("head"), f.state("encoder", None, none=True))
+
+
+@dataclass(frozen=True, eq=False)
+class DetectorPart(_Part):
+    """The detector of a detector checkpoint: head weights and shape, threshold, and how they were chosen.
+
+    ``config``: ``DetectorConfig.to_dict()`` (read it with ``DetectorConfig.from_dict``); ``history``:
+    the head's per-epoch dicts; ``validation``: ``metrics.summary`` at the threshold; ``validation_events``:
+    the event scores when the threshold was chosen at event level; ``data``: the caller's note. Those
+    four are open dicts (metrics reports and notes). ``val_split``, ``threshold_level`` and
+    ``window_threshold`` are None in hand-made checkpoints; ``ensemble`` and ``threshold_files`` are
+    empty in checkpoints from before seed ensembles.
+    """
+
+    head: StateDict
+    threshold: float
+    dropout: float = 0.5
+    hidden: int = 0
+    config: Mapping[str, Any] = field(default_factory=dict)
+    history: tuple[Mapping[str, Any], ...] = ()
+    validation: Mapping[str, Any] | None = None
+    val_split: str | None = None  # file | time
+    threshold_level: str | None = None  # window | event
+    window_threshold: float | None = None
+    validation_events: Mapping[str, Any] | None = None
+    finetuned: bool = False
+    ensemble: tuple[EnsembleMember, ...] = ()
+    train_files: tuple[str, ...] = ()
+    val_files: tuple[str, ...] = ()
+    threshold_files: tuple[str, ...] = ()
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"head": dict(self.head), "dropout": self.dropout, "hidden": self.hidden, "threshold": self.threshold,
+                "config": dict(self.config), "history": [dict(h) for h in self.history],
+                "validation": self.validation, "val_split": self.val_split, "threshold_level": self.threshold_level,
+                "window_threshold": self.window_threshold, "validation_events": self.validation_events,
+                "finetuned": self.finetuned, "ensemble": [m.to_dict() for m in self.ensemble],
+                "train_files": list(self.train_files), "val_files": list(self.val_files),
+                "threshold_files": list(self.threshold_files), "data": dict(self.data)}
+
+    @classmethod
+    def _read(cls, f: _Fields) -> "DetectorPart":
+        members = f.get("ensemble", (list, tuple), "a list of {head, encoder} dicts", ())
+        return cls(
+            head=f.state("head"), threshold=f.number("threshold", "a score threshold in [0, 1]"),
+            dropout=f.number("dropout", "a dropout probability", 0.5), hidden=f.get("hidden", int, "a width", 0),
+            config=f.get("config", dict, "a DetectorConfig dict", {}), history=f.records("history"),
+            validation=f.get("validation", dict, "a metrics dict", None, none=True),
+            val_split=f.get("val_split", str, "'file' or 'time'", None, none=True),
+            threshold_level=f.get("threshold_level", str, "'window' or 'event'", None, none=True),
+            window_threshold=f.number("window_threshold", "a score threshold", None, none=True),
+            validation_events=f.get("validation_events", dict, "an event-scores dict", None, none=True),
+            finetuned=f.get("finetuned", bool, "True or False", False),
+            ensemble=tuple(EnsembleMember._read(_Fields(m, f.source, f"{f.prefix}ensemble[{i}]."))
+                           for i, m in enumerate(members)),
+            train_files=f.strings("train_files"), val_files=f.strings("val_files"),
+            threshold_files=f.strings("threshold_files"), data=f.get("data", dict, "a dict of notes", {}))
+
+
+@dataclass(frozen=True, eq=False)
+class DistillPart(_Part):
+    """How a distilled encoder was made: the teacher (``BackendInfo.to_dict()``), ``DistillConfig.to_dict()``,
+    the student's starting checkpoint, and the projection head with the teacher embeddings' mean and std."""
+
+    teacher: Mapping[str, Any]
+    config: Mapping[str, Any]
+    head: StateDict
+    target_mean: torch.Tensor
+    target_std: torch.Tensor
+    student_init: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"teacher": dict(self.teacher), "config": dict(self.config), "student_init": self.student_init,
+                "head": dict(self.head), "target_mean": self.target_mean, "target_std": self.target_std}
+
+    @classmethod
+    def _read(cls, f: _Fields) -> "DistillPart":
+        return cls(teacher=f.get("teacher", dict, "the teacher's BackendInfo dict"),
+                   config=f.get("config", dict, "a DistillConfig dict"), head=f.state("head"),
+                   target_mean=f.get("target_mean", torch.Tensor, "a tensor"),
+                   target_std=f.get("target_std", torch.Tensor, "a tensor"),
+                   student_init=f.get("student_init", str, "a checkpoint path", None, none=True))
+
+
+@dataclass(frozen=True, eq=False)
+class Checkpoint(_Part):
+    """An encoder or detector checkpoint: everything needed to rebuild, rerun and describe the model.
+
+    ``kind``: 'encoder' or 'detector' (a detector checkpoint has a :class:`DetectorPart` and, when the
+    encoder was fine-tuned, the fine-tuned encoder). ``train_config``: ``TrainConfig.to_dict()`` of the
+    self-supervised training (None for distilled encoders). ``history``: per-epoch dicts (``epoch``,
+    ``train_loss``, ``val_loss``, ``seconds``, ...; open). ``epoch``: the last epoch written (0-based;
+    ``resume`` continues after it). ``optimizer`` and ``rng_torch``: for resuming (absent from best and
+    detector checkpoints). ``model_version``: a name the trainer gave. ``encoder_checkpoint``: the
+    encoder file a detector was trained on. ``source``: the file it was loaded from (not saved; for messages).
+    Equality compares the saved layouts (tensors by value).
+    """
+
+    kind: str
+    encoder_config: EncoderConfig
+    frontend: FrontEnd
+    encoder: StateDict
+    predictor: StateDict = field(default_factory=dict)
+    channel: int | str | None = None
+    data: TrainingData = field(default_factory=TrainingData)
+    train_config: Mapping[str, Any] | None = None
+    history: tuple[Mapping[str, Any], ...] = ()
+    epoch: int | None = None
+    optimizer: Mapping[str, Any] | None = None
+    rng_torch: torch.Tensor | None = None
+    model_version: str | None = None
+    encoder_checkpoint: str | None = None
+    distill: DistillPart | None = None
+    detector: DetectorPart | None = None
+    sonotype_version: str = __version__
+    created: str = field(default_factory=_now)
+    source: str | None = None
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ConfigError(f"checkpoint kind {self.kind!r}; expected one of {KINDS}")
+        if (self.kind == "detector") != (self.detector is not None):
+            raise ConfigError(f"a {self.kind} checkpoint {'needs' if self.kind == 'detector' else 'has no'} a "
+                              "detector part; give kind='detector' together with detector=DetectorPart(...)")
+        object.__setattr__(self, "history", tuple(self.history))
+
+    def renewed(self, **changes: Any) -> "Checkpoint":
+        """A new checkpoint made from this one: ``changes`` applied, ``created`` and ``sonotype_version`` now."""
+        return replace(self, **{"created": _now(), "sonotype_version": __version__, "source": None, **changes})
+
+    def to_dict(self) -> dict:
+        """The on-disk layout (without ``format``/``version``, which :meth:`save` adds)."""
+        d: dict[str, Any] = {
+            "kind": self.kind, "sonotype_version": self.sonotype_version, "created": self.created,
+            "encoder_config": self.encoder_config.to_dict(), "frontend": self.frontend.to_dict(),
+            "channel": self.channel, "data": self.data.to_dict(), "train_config": self.train_config,
+            "history": [dict(h) for h in self.history], "epoch": self.epoch, "model_version": self.model_version,
+            "encoder_checkpoint": self.encoder_checkpoint, "encoder": dict(self.encoder),
+            "predictor": dict(self.predictor), "optimizer": self.optimizer, "rng_torch": self.rng_torch,
+            "distill": None if self.distill is None else self.distill.to_dict(),
+            "detector": None if self.detector is None else self.detector.to_dict()}
+        return {k: v for k, v in d.items() if v is not None or k == "channel"}
+
+    def save(self, path: str | Path) -> Path:
+        """Write atomically (temp file + rename): an interrupted save never leaves a half checkpoint."""
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_name(p.name + ".tmp")
+        torch.save({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, **self.to_dict()}, tmp)
+        os.replace(tmp, p)
+        return p
+
+    @classmethod
+    def from_dict(cls, d: Any, *, source: str = "<checkpoint dict>") -> "Checkpoint":
+        """The typed checkpoint of a layout dict; :class:`CheckpointError` naming ``source`` and the field
+        when one is missing or of the wrong type."""
+        f = _Fields(d, source)
+        kind = f.get("kind", str, f"one of {KINDS}")
+        if kind not in KINDS:
+            raise f.fail("kind", f"is {kind!r}; expected one of {KINDS}")
+        det, dis = f.part("detector"), f.part("distill")
+        if (kind == "detector") != (det is not None):
+            raise f.fail("detector", f"is {'missing' if det is None else 'present'} in a {kind} checkpoint")
+        try:
+            enc_cfg = EncoderConfig.from_dict(f.get("encoder_config", dict, "an EncoderConfig dict"))
+        except (TypeError, ValueError) as e:
+            raise f.fail("encoder_config", f"does not make an EncoderConfig ({e})") from e
+        try:
+            fe = FrontEnd.from_dict(f.get("frontend", dict, "a FrontEnd dict"))
+        except (TypeError, ValueError) as e:
+            raise f.fail("frontend", f"does not make a FrontEnd ({e})") from e
+        return cls(
+            kind=kind, encoder_config=enc_cfg, frontend=fe, encoder=f.state("encoder"),
+            predictor=f.state("predictor", {}), channel=f.get("channel", (int, str), "a channel index or name", None,
+                                                              none=True),
+            data=TrainingData._read(f.part("data") or _Fields({}, source, "data.")),
+            train_config=f.get("train_config", dict, "a TrainConfig dict", None, none=True),
+            history=f.records("history"), epoch=f.get("epoch", int, "an epoch index", None, none=True),
+            optimizer=f.get("optimizer", dict, "an optimizer state dict", None, none=True),
+            rng_torch=f.get("rng_torch", torch.Tensor, "a torch RNG state tensor", None, none=True),
+            model_version=f.get("model_version", str, "a name", None, none=True),
+            encoder_checkpoint=f.get("encoder_checkpoint", str, "a checkpoint path", None, none=True),
+            distill=None if dis is None else DistillPart._read(dis),
+            detector=None if det is None else DetectorPart._read(det),
+            sonotype_version=f.get("sonotype_version", str, "a version string", ""),
+            created=f.get("created", str, "an ISO time", ""), source=source)
+
+
+def load_checkpoint(path: str | Path, *, kind: str | None = None) -> Checkpoint:
+    """Read and validate a checkpoint. ``kind`` 'detector' checks that it holds a detector ('encoder' or
+    None: any checkpoint, since a detector checkpoint holds an encoder too)."""
+    if kind not in (None, *KINDS):
+        raise ConfigError(f"kind {kind!r}; expected None or one of {KINDS}")
     p = Path(path)
     if not p.is_file():
         raise CheckpointError(f"{p}: no such checkpoint; train one with `sonotype train` / `sonotype train-detector`")
     try:
-        ck = torch.load(p, map_location="cpu", weights_only=True)
+        raw = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # the unpickler fails on foreign bytes with any error (KeyError, EOFError, ...)
         raise CheckpointError(f"{p}: not a readable sonotype checkpoint ({type(e).__name__}: {e})") from e
-    if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{p}: not a sonotype checkpoint (no format tag)")
-    if ck.get("version") != CHECKPOINT_VERSION:
-        raise CheckpointError(f"{p}: checkpoint version {ck.get('version')!r}, this sonotype reads version "
+    if not isinstance(raw, dict) or raw.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{p}: not a sonotype checkpoint (no format tag '{CHECKPOINT_FORMAT}'); give a file "
+                              "written by `sonotype train`, `sonotype distill` or `sonotype train-detector`")
+    if raw.get("version") != CHECKPOINT_VERSION:
+        raise CheckpointError(f"{p}: checkpoint version {raw.get('version')!r}, this sonotype reads version "
                               f"{CHECKPOINT_VERSION}; retrain or use a matching sonotype release")
-    if kind == "detector" and "detector" not in ck:
+    ck = Checkpoint.from_dict({k: v for k, v in raw.items() if k not in ("format", "version")}, source=str(p))
+    if kind == "detector" and ck.detector is None:
         raise CheckpointError(f"{p}: holds an encoder only; train a detector on it with `sonotype train-detector`")
     return ck
 
@@ -66,14 +391,14 @@ class LoadedModel:
     encoder: Encoder
     frontend: FrontEnd
     channel: int | str | None
-    checkpoint: dict
+    checkpoint: Checkpoint
     head: DetectorHead | None = None
     threshold: float = 0.5
     members: tuple = ()  # further (encoder, head) of a seed ensemble; scores are averaged over all (incl. the first)
 
     @property
     def version(self) -> str:
-        return str(self.checkpoint.get("model_version") or Path(self.path).stem)
+        return str(self.checkpoint.model_version or Path(self.path).stem)
 
 
 def model_version(model: LoadedModel) -> str:
@@ -82,41 +407,39 @@ def model_version(model: LoadedModel) -> str:
     return f"{model.version}@{h}"
 
 
-def build_encoder(ck: dict) -> Encoder:
-    enc = Encoder(EncoderConfig.from_dict(ck["encoder_config"]))
-    enc.load_state_dict(ck["encoder"])
-    return enc.eval()
+def _load(module: torch.nn.Module, state: StateDict, ck: Checkpoint, name: str) -> torch.nn.Module:
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as e:
+        raise CheckpointError(f"{ck.source or 'checkpoint'}: field '{name}' does not match the checkpoint's "
+                              f"encoder_config / detector shape ({e}); retrain, or restore the file") from e
+    return module
 
 
-def build_predictor(ck: dict) -> NextFramePredictor:
-    pred = NextFramePredictor(EncoderConfig.from_dict(ck["encoder_config"]))
-    if ck.get("predictor"):
-        pred.load_state_dict(ck["predictor"])
-    return pred
+def build_encoder(ck: Checkpoint) -> Encoder:
+    """The checkpoint's encoder, in eval mode."""
+    return _load(Encoder(ck.encoder_config), ck.encoder, ck, "encoder").eval()
+
+
+def build_predictor(ck: Checkpoint) -> NextFramePredictor:
+    """The checkpoint's next-frame predictor (untrained when the checkpoint has none, e.g. distilled)."""
+    pred = NextFramePredictor(ck.encoder_config)
+    return _load(pred, ck.predictor, ck, "predictor") if ck.predictor else pred
 
 
 def load_model(path: str | Path, *, kind: str | None = None) -> LoadedModel:
     """Load an encoder or detector checkpoint for inference (eval mode, CPU)."""
     ck = load_checkpoint(path, kind=kind)
-    try:
-        enc = build_encoder(ck)
-        head, threshold, members = None, 0.5, []
-        if "detector" in ck:
-            det = ck["detector"]
-            head = DetectorHead(enc.config.embedding_dim, dropout=det.get("dropout", 0.5), hidden=det.get("hidden", 0))
-            head.load_state_dict(det["head"])
-            head.eval()
-            threshold = float(det["threshold"])
-            members = []
-            for m in det.get("ensemble") or ():  # absent from single-detector checkpoints
-                h = DetectorHead(enc.config.embedding_dim, dropout=det.get("dropout", 0.5), hidden=det.get("hidden", 0))
-                h.load_state_dict(m["head"])
-                e = enc
-                if m.get("encoder") is not None:
-                    e = Encoder(enc.config)
-                    e.load_state_dict(m["encoder"])
-                members.append((e.eval(), h.eval()))
-    except (KeyError, RuntimeError) as e:
-        raise CheckpointError(f"{path}: checkpoint is incomplete or does not match its config ({e})") from e
-    return LoadedModel(str(path), enc, FrontEnd.from_dict(ck["frontend"]), ck.get("channel"), ck, head, threshold,
-                       tuple(members))
+    enc = build_encoder(ck)
+    head, threshold, members = None, 0.5, []
+    det = ck.detector
+    if det is not None:
+        def new_head() -> DetectorHead:
+            return DetectorHead(enc.config.embedding_dim, dropout=det.dropout, hidden=det.hidden)
+
+        head = _load(new_head(), det.head, ck, "detector.head").eval()
+        threshold = det.threshold
+        for i, m in enumerate(det.ensemble):
+            e = enc if m.encoder is None else _load(Encoder(enc.config), m.encoder, ck, f"detector.ensemble[{i}].encoder")
+            members.append((e.eval(), _load(new_head(), m.head, ck, f"detector.ensemble[{i}].head").eval()))
+    return LoadedModel(str(path), enc, ck.frontend, ck.channel, ck, head, threshold, tuple(members))

@@ -62,10 +62,11 @@ def build_model_report(model: LoadedModel, out: str | Path, *, evaluation: Mappi
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copy2(model.path, folder / "model.pt")
     ck = model.checkpoint
+    det = ck.detector
     (folder / "config.json").write_text(json.dumps(
-        {"version": version, "kind": ck.get("kind"), "encoder_config": ck.get("encoder_config"),
-         "frontend": ck.get("frontend"), "train_config": ck.get("train_config"),
-         "detector": {k: v for k, v in (ck.get("detector") or {}).items() if k in ("config", "threshold", "hidden")}},
+        {"version": version, "kind": ck.kind, "encoder_config": ck.encoder_config.to_dict(),
+         "frontend": ck.frontend.to_dict(), "train_config": ck.train_config,
+         "detector": {} if det is None else {"hidden": det.hidden, "threshold": det.threshold, "config": dict(det.config)}},
         indent=2, default=str), encoding="utf-8")
     figs: dict[str, str] = dict(figures_for_checkpoint(ck, folder))
     if evaluation:

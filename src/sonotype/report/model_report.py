@@ -3,7 +3,7 @@
 :func:`write_model_report` writes ``README.md`` and ``report.html`` (same content) into a folder
 that also holds the figures, referenced by relative path. :func:`report_from_checkpoint`,
 :func:`figures_for_checkpoint` and :func:`figures_for_evaluation` fill a :class:`ModelReport`
-from a loaded checkpoint dict and an ``evaluate_detector`` result.
+from a loaded :class:`~sonotype.models.checkpoint.Checkpoint` and an ``evaluate_detector`` result.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from ..errors import CheckpointError, ConfigError
@@ -25,6 +25,9 @@ from .figures import (
     pr_curve_figure,
     training_curve_figure,
 )
+
+if TYPE_CHECKING:  # torch only when a checkpoint is involved
+    from ..models.checkpoint import Checkpoint
 
 #: Report sections for figures, in page order: (key, heading). A figure goes to the section named
 #: for its title in ``ModelReport.figure_sections``, else to the first in ``FIGURE_KEYWORDS``
@@ -266,17 +269,16 @@ def write_model_report(out_dir: str | Path, report: ModelReport) -> Path:
 # ------------------------------------------------------------------------------------------ from checkpoints
 
 
-def _encoder(checkpoint: Mapping[str, Any]) -> Any:
-    from ..models.checkpoint import build_encoder  # torch only when a checkpoint is involved
+def _encoder(checkpoint: Checkpoint) -> Any:
+    from ..models.checkpoint import Checkpoint, build_encoder  # torch only when a checkpoint is involved
 
-    try:
-        return build_encoder(dict(checkpoint))
-    except (KeyError, RuntimeError, TypeError) as e:
-        raise CheckpointError(f"checkpoint is incomplete or does not match its config ({type(e).__name__}: {e}); "
-                              "pass a dict from sonotype.models.checkpoint.load_checkpoint") from e
+    if not isinstance(checkpoint, Checkpoint):
+        raise CheckpointError(f"checkpoint is a {type(checkpoint).__name__}; expected a "
+                              "sonotype.models.checkpoint.Checkpoint: pass the result of load_checkpoint(path)")
+    return build_encoder(checkpoint)
 
 
-def figures_for_checkpoint(checkpoint: Mapping[str, Any], out_dir: str | Path, *,
+def figures_for_checkpoint(checkpoint: Checkpoint, out_dir: str | Path, *,
                            subdir: str = "figures") -> dict[str, str]:
     """Training curve(s) and local filters of a loaded checkpoint, written into ``out_dir/subdir``.
 
@@ -287,10 +289,10 @@ def figures_for_checkpoint(checkpoint: Mapping[str, Any], out_dir: str | Path, *
     out = Path(out_dir)
     weights = local_filters(_encoder(checkpoint))
     figs: dict[str, str] = {}
-    if checkpoint.get("history"):
-        training_curve_figure(checkpoint["history"], out / subdir / "training-curve")
+    if checkpoint.history:
+        training_curve_figure(list(checkpoint.history), out / subdir / "training-curve")
         figs["Training curve"] = f"{subdir}/training-curve.png"
-    det_hist = (checkpoint.get("detector") or {}).get("history")
+    det_hist = list(checkpoint.detector.history) if checkpoint.detector else []
     if det_hist:
         training_curve_figure(det_hist, out / subdir / "detector-training", title="Detector head",
                               ylabel="loss (binary cross-entropy)")
@@ -322,12 +324,12 @@ def figures_for_evaluation(evaluation: Mapping[str, Any], out_dir: str | Path, *
     return figs
 
 
-def report_from_checkpoint(checkpoint: Mapping[str, Any], *, name: str | None = None, version: str | None = None,
+def report_from_checkpoint(checkpoint: Checkpoint, *, name: str | None = None, version: str | None = None,
                            description: str = "", evaluation: Mapping[str, Any] | None = None,
                            cluster_agreement: Sequence[Mapping[str, Any]] = (),
                            figures: Mapping[str, str | Path] | None = None,
                            figure_sections: Mapping[str, str] | None = None) -> ModelReport:
-    """A :class:`ModelReport` from a loaded encoder or detector checkpoint dict.
+    """A :class:`ModelReport` from a loaded encoder or detector :class:`~sonotype.models.checkpoint.Checkpoint`.
 
     Name defaults to the checkpoint's ``model_version`` or its kind; layers come from
     :func:`sonotype.models.lstm_v3.parameter_counts` of the rebuilt encoder; detector checkpoints add
@@ -336,18 +338,18 @@ def report_from_checkpoint(checkpoint: Mapping[str, Any], *, name: str | None = 
     from ..models.lstm_v3 import parameter_counts
 
     ck = checkpoint
-    det = ck.get("detector") or {}
-    data = dict(ck.get("data") or {})
-    if det:
-        data.update({"detector training files": det.get("train_files", []),
-                     "detector validation files": det.get("val_files", []), **(det.get("data") or {})})
-    kind = str(ck.get("kind") or ("detector" if det else "encoder"))
+    layers = parameter_counts(_encoder(ck))
+    det = ck.detector
+    data = ck.data.to_dict()
+    if det is not None:
+        data.update({"detector training files": list(det.train_files),
+                     "detector validation files": list(det.val_files), **det.data})
     return ModelReport(
-        name=name or str(ck.get("model_version") or f"sonotype {kind}"),
-        version=str(version if version is not None else ck.get("model_version") or ""),
-        created=str(ck.get("created") or ""), description=description, data=data,
-        frontend=dict(ck.get("frontend") or {}), layers=parameter_counts(_encoder(ck)),
-        encoder_config=dict(ck.get("encoder_config") or {}), train_config=dict(ck.get("train_config") or {}),
-        history=list(ck.get("history") or []), detector_config=dict(det.get("config") or {}),
-        detector_validation=det.get("validation"), evaluation=evaluation, cluster_agreement=cluster_agreement,
+        name=name or ck.model_version or f"sonotype {ck.kind}",
+        version=str(version if version is not None else ck.model_version or ""),
+        created=ck.created, description=description, data=data,
+        frontend=ck.frontend.to_dict(), layers=layers,
+        encoder_config=ck.encoder_config.to_dict(), train_config=dict(ck.train_config or {}),
+        history=list(ck.history), detector_config={} if det is None else dict(det.config),
+        detector_validation=None if det is None else det.validation, evaluation=evaluation, cluster_agreement=cluster_agreement,
         figures=dict(figures or {}), figure_sections=dict(figure_sections or {}))

@@ -106,13 +106,14 @@ def read_metadata_table(path: str | Path) -> dict[str, dict]:
 def register(store: Store, model: LoadedModel, rule: RegionRule, *, channel, batch: int) -> int:
     """Register the model and the run settings; returns the run id (the same for the same model + settings)."""
     ck = model.checkpoint
-    det = ck.get("detector", {})
+    det = ck.detector
     model_id = store.register_model(
-        version=model_version(model), path=str(Path(model.path).resolve()), kind=ck.get("kind"),
-        config={"encoder": ck.get("encoder_config"), "frontend": ck.get("frontend"), "detector": det.get("config")},
-        training_data={"encoder": ck.get("data"), "detector_train_files": det.get("train_files"),
-                       "detector_val_files": det.get("val_files")},
-        metrics={"validation": det.get("validation")})
+        version=model_version(model), path=str(Path(model.path).resolve()), kind=ck.kind,
+        config={"encoder": ck.encoder_config.to_dict(), "frontend": ck.frontend.to_dict(),
+                "detector": None if det is None else dict(det.config)},
+        training_data={"encoder": ck.data.to_dict(), "detector_train_files": None if det is None else list(det.train_files),
+                       "detector_val_files": None if det is None else list(det.val_files)},
+        metrics={"validation": None if det is None else det.validation})
     settings = {"frontend": model.frontend.to_dict(), "rule": rule.to_dict(),
                 "channel": "auto" if channel in (None, "auto") else int(channel)}
     return store.get_or_create_run(model_id=model_id, settings=settings)

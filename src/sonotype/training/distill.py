@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from ..errors import ConfigError, DataError
 from ..features.frontend import frames_to_windows, framing_for
 from ..models.backends import Backend
-from ..models.checkpoint import LoadedModel, save_checkpoint
+from ..models.checkpoint import Checkpoint, DistillPart, LoadedModel, TrainingData
 from ..models.lstm_v3 import Encoder, EncoderConfig
 from ..params import COUNT, FRACTION, RATE, param
 from ..runtime import set_threads, tune_allocator
@@ -110,7 +110,7 @@ def pooled(encoder: Encoder, head: torch.nn.Linear, x: torch.Tensor, owner: torc
 
 def distill(items: Sequence[Item], teacher: Backend, *, student: LoadedModel | None, out: str | Path,
             cache_dir: str | Path, frontend=None, config: DistillConfig = DistillConfig(), channel=None,
-            progress: bool = True, log: Callable[[str], None] = print) -> dict:
+            progress: bool = True, log: Callable[[str], None] = print) -> Checkpoint:
     """Train the student encoder (initialised from ``student``, else random with ``frontend``) to
     reproduce ``teacher`` on ``items``; writes ``out`` each epoch and ``<out>.best.pt``."""
     if not items:
@@ -166,7 +166,7 @@ def distill(items: Sequence[Item], teacher: Backend, *, student: LoadedModel | N
             total += loss.item() * len(batch)
         return total / max(1, len(rows))
 
-    history, ck, best = [], {}, float("inf")
+    history, ck, best = [], None, float("inf")
     for epoch in range(config.epochs):
         t0 = time.time()
         tr = run(train, training=True, epoch=epoch)
@@ -174,17 +174,18 @@ def distill(items: Sequence[Item], teacher: Backend, *, student: LoadedModel | N
         history.append({"epoch": epoch + 1, "train_loss": tr, "val_loss": va, "seconds": round(time.time() - t0, 2)})
         log(f"epoch {epoch + 1}/{config.epochs}: train 1-cos {tr:.4f}, validation 1-cos {va:.4f} "
             f"({time.time() - t0:.1f} s)")
-        ck = {"kind": "encoder", "model_version": Path(out).stem, "encoder_config": enc_cfg.to_dict(),
-              "frontend": fe.to_dict(), "channel": channel, "history": history, "epoch": epoch,
-              "data": {"files": [it.path for it in items], "train_spans": len(train), "val_spans": len(val)},
-              "encoder": {k: v.cpu() for k, v in encoder.state_dict().items()}, "predictor": {},
-              "distill": {"teacher": teacher.info.to_dict(), "config": config.to_dict(),
-                          "student_init": student.path if student is not None else None,
-                          "head": {k: v.cpu() for k, v in head.state_dict().items()},
-                          "target_mean": torch.from_numpy(mu), "target_std": torch.from_numpy(sd)}}
-        save_checkpoint(out, ck)
+        ck = Checkpoint(
+            kind="encoder", model_version=Path(out).stem, encoder_config=enc_cfg, frontend=fe, channel=channel,
+            history=tuple(history), epoch=epoch,
+            data=TrainingData(tuple(it.path for it in items), notes={"train_spans": len(train), "val_spans": len(val)}),
+            encoder={k: v.cpu() for k, v in encoder.state_dict().items()}, predictor={},
+            distill=DistillPart(teacher=teacher.info.to_dict(), config=config.to_dict(),
+                                student_init=student.path if student is not None else None,
+                                head={k: v.cpu() for k, v in head.state_dict().items()},
+                                target_mean=torch.from_numpy(mu), target_std=torch.from_numpy(sd)))
+        ck.save(out)
         score = va if va == va else tr
         if score <= best:
             best = score
-            save_checkpoint(best_path(out), ck)
+            ck.save(best_path(out))
     return ck

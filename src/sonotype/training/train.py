@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from ..errors import ConfigError, DataError
 from ..features.frontend import FrontEnd, normalise
-from ..models.checkpoint import load_checkpoint, save_checkpoint
+from ..models.checkpoint import Checkpoint, TrainingData, load_checkpoint
 from ..models.lstm_v3 import Encoder, EncoderConfig, NextFramePredictor, parameter_counts
 from ..params import COUNT, FRACTION, RATE, param
 from ..runtime import set_threads, tune_allocator
@@ -187,12 +187,12 @@ def _process_group(device: torch.device) -> tuple[int, int, torch.device, bool]:
 def train_encoder(items: Sequence[Item], *, frontend: FrontEnd, out: str | Path, cache_dir: str | Path,
                   encoder_config: EncoderConfig = EncoderConfig(), config: TrainConfig = TrainConfig(),
                   resume: str | Path | None = None, channel=None, data_note: dict | None = None,
-                  progress: bool = True, log: Callable[[str], None] = print) -> dict:
+                  progress: bool = True, log: Callable[[str], None] = print) -> Checkpoint:
     """Train the encoder + next-frame predictor; write a checkpoint to ``out`` after every epoch,
     and the epoch of lowest validation loss to :func:`best_path` (``<out>.best.pt``).
 
-    Returns the final checkpoint dict. ``resume`` continues a checkpoint (same data and settings)
-    from the epoch after its last one; the epoch order is a function of (seed, epoch), so a resumed
+    Returns the final :class:`~sonotype.models.checkpoint.Checkpoint`. ``resume`` continues a checkpoint
+    (same data and settings) from the epoch after its last one; the epoch order is a function of (seed, epoch), so a resumed
     run sees the same batches as an uninterrupted one. In a process group (``torchrun``) every
     process runs this with the same arguments; ``config.batch_size`` is the global batch.
     """
@@ -228,14 +228,14 @@ def train_encoder(items: Sequence[Item], *, frontend: FrontEnd, out: str | Path,
     history: list[dict] = []
     first_epoch = 0
     if resume:
-        ck = load_checkpoint(resume, kind=None)
-        encoder.load_state_dict(ck["encoder"]); predictor.load_state_dict(ck["predictor"])
-        if ck.get("optimizer"):
-            opt.load_state_dict(ck["optimizer"])
-        history = list(ck.get("history", []))
-        first_epoch = int(ck.get("epoch", -1)) + 1
-        if ck.get("rng_torch") is not None:
-            torch.set_rng_state(ck["rng_torch"])
+        old = load_checkpoint(resume, kind=None)
+        encoder.load_state_dict(old.encoder); predictor.load_state_dict(old.predictor)
+        if old.optimizer:
+            opt.load_state_dict(old.optimizer)
+        history = list(old.history)
+        first_epoch = (-1 if old.epoch is None else old.epoch) + 1
+        if old.rng_torch is not None:
+            torch.set_rng_state(old.rng_torch)
         log(f"resuming {resume} at epoch {first_epoch + 1}/{config.epochs}")
     net = torch.nn.Sequential(encoder, predictor)  # x (b, W, B) -> next frame (b, B)
     if world > 1:
@@ -244,7 +244,7 @@ def train_encoder(items: Sequence[Item], *, frontend: FrontEnd, out: str | Path,
         f"{parameter_counts(encoder)['total']:,} encoder parameters, {device}"
         + (f" x {world} processes" if world > 1 else "") + f", batch {config.batch_size}, lr {config.effective_lr:g}"
         + (", bf16" if config.bf16 else ""))
-    ck: dict = {}
+    ck: Checkpoint | None = None
     w = frontend.window
     for epoch in range(first_epoch, config.epochs):
         encoder.train(); predictor.train()
@@ -280,26 +280,24 @@ def train_encoder(items: Sequence[Item], *, frontend: FrontEnd, out: str | Path,
                         "seconds": round(secs, 2), "windows": int(seen)})
         log(f"epoch {epoch + 1}/{config.epochs}: train loss {train_loss:.4f}, "
             f"validation loss {val:.4f} ({secs:.1f} s, {seen / max(secs, 1e-9):,.0f} windows/s)")
-        ck = {
-            "kind": "encoder", "encoder_config": encoder_config.to_dict(), "frontend": frontend.to_dict(),
-            "channel": channel, "train_config": config.to_dict(), "history": history, "epoch": epoch,
-            "data": {"files": [it.path for it in items], "train_windows": len(train_idx),
-                     "sample_rate": float(np.median([it.sample_rate for it in items])),
-                     "val_windows": len(val_idx), **(data_note or {})},
-            "encoder": {k: v.cpu() for k, v in encoder.state_dict().items()},
-            "predictor": {k: v.cpu() for k, v in predictor.state_dict().items()},
-            "optimizer": opt.state_dict(), "rng_torch": torch.get_rng_state(),
-        }
+        ck = Checkpoint(
+            kind="encoder", encoder_config=encoder_config, frontend=frontend, channel=channel,
+            train_config=config.to_dict(), history=tuple(history), epoch=epoch,
+            data=TrainingData(tuple(it.path for it in items), float(np.median([it.sample_rate for it in items])),
+                              {"train_windows": len(train_idx), "val_windows": len(val_idx), **(data_note or {})}),
+            encoder={k: v.cpu() for k, v in encoder.state_dict().items()},
+            predictor={k: v.cpu() for k, v in predictor.state_dict().items()},
+            optimizer=opt.state_dict(), rng_torch=torch.get_rng_state())
         if lead:
-            save_checkpoint(out, ck)
+            ck.save(out)
             vals = [h["val_loss"] for h in history if h["val_loss"] == h["val_loss"]]  # not NaN
             if vals and val == min(vals):
-                save_checkpoint(best_path(out), {**ck, "optimizer": None})
+                replace(ck, optimizer=None).save(best_path(out))
     if world > 1:
         dist.barrier()  # the checkpoint is written before any process returns
         if own_group:
             dist.destroy_process_group()
-    return ck or load_checkpoint(out)
+    return ck or load_checkpoint(out)  # no epoch left to run (resumed at the end): the checkpoint as it is
 
 
 def best_path(out: str | Path) -> Path:

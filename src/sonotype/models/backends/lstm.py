@@ -29,7 +29,7 @@ class LSTMBackend(Backend):
                  speedup: float = 1.0):
         fe = model.frontend if stride is None else replace(model.frontend, stride=stride)
         self.model, self.frontend = model, fe
-        trained_at = (model.checkpoint.get("data") or {}).get("sample_rate")
+        trained_at = model.checkpoint.data.sample_rate
         rate = sample_rate or fe.reference_rate or trained_at
         # hop and window in seconds at the declared rate (at the file's own rate when none is declared
         # and no reference rate fixes the frame length: then they are nominal, at 48 kHz)
