@@ -48,6 +48,31 @@ def test_demo_runs_end_to_end_and_reports_outputs(tmp_path, capsys):
     assert "sonotype serve --db sqlite:///" in out
 
 
+def test_demo_stage_line_updates_in_place_in_a_terminal(tmp_path, capsys):
+    """In a terminal the running stage's line shows its latest message and is then overwritten by
+    the stage's summary: once the carriage returns are applied, the console holds one line a stage."""
+    from sonotype.demo import _Stages
+    st = _Stages(tmp_path, 2, print, live=True)
+    st.start("encoder")
+    st.detail("epoch 1/3 train loss 0.9")
+    st.detail("epoch 2/3 train loss 0.8\n")
+    st.done("encoder", "20 epochs")
+    st.start("detector")
+    st.detail("threshold 0.5")
+    st.done("detector", "done")
+    out = capsys.readouterr().out
+    assert "[1/2] encoder" in out and "epoch 2/3 train loss 0.8" in out and "[2/2] detector" in out
+    shown = [line.split("\r")[-1].replace("\x1b[K", "") for line in out.split("\n") if line]
+    assert [line.split()[:2] for line in shown] == [["[1/2]", "encoder"], ["[2/2]", "detector"]]
+    assert shown[0].endswith("20 epochs") and shown[1].endswith("done")
+    assert "epoch 1/3" in (tmp_path / "demo.log").read_text()
+    quiet = _Stages(tmp_path, 1, print, live=False)
+    quiet.start("corpus")
+    quiet.detail("a message")
+    quiet.done("corpus", "96 clips")
+    assert capsys.readouterr().out.strip().split("  ")[-1] == "96 clips"
+
+
 def test_train_skips_a_corrupt_file_and_names_it(tmp_path, capsys):
     data = tmp_path / "data"
     tone_with_gaps(data / "good.wav")

@@ -13,6 +13,7 @@ Ends by printing where every output is and how to browse it.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -41,28 +42,49 @@ QUICK = dict(per_class=8, encoder_epochs=3, detector_epochs=3, finetune_stride=4
 
 
 class _Stages:
-    """One console line per finished stage (its number, name, seconds and key numbers); every
-    detail line of the stages goes to ``demo.log``. Wall and CPU seconds per stage go to ``timings.json``."""
+    """One console line per stage (its number, name, seconds and key numbers); every detail line of
+    the stages goes to ``demo.log``. Wall and CPU seconds per stage go to ``timings.json``.
 
-    def __init__(self, out: Path, n: int, log: Callable[[str], None]):
-        self.out, self.n, self.log, self.i = out, n, log, 0
+    With ``live`` (a terminal), the line of the running stage shows its latest detail message and is
+    replaced by the stage's summary when it ends: the console never holds more than one line a stage."""
+
+    def __init__(self, out: Path, n: int, log: Callable[[str], None], *, live: bool = False):
+        self.out, self.n, self.log, self.i, self.live = out, n, log, 0, live
         self.path = out / "demo.log"
         self.path.write_text("", encoding="utf-8")
         self.t0, self.rows = time.perf_counter(), []
         self._mark = (self.t0, time.process_time())
+        self._name = ""
+
+    def start(self, name: str) -> None:
+        self._name = name
+        self._show("...")
+
+    def _show(self, text: str) -> None:
+        if self.live and self._name:
+            head = f"[{self.i + 1}/{self.n}] {self._name:<12} {time.perf_counter() - self._mark[0]:5.0f} s  "
+            width = shutil.get_terminal_size((100, 20)).columns - 1
+            sys.stdout.write("\r\x1b[K" + (head + " ".join(text.split()))[:width])
+            sys.stdout.flush()
 
     def detail(self, msg: str) -> None:
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(msg + "\n")
+        if msg.strip():
+            self._show(msg.strip().splitlines()[-1])
 
     def done(self, name: str, summary: str) -> None:
         wall, cpu = time.perf_counter() - self._mark[0], time.process_time() - self._mark[1]
         self.i += 1
         self.rows.append({"stage": self.i, "name": name, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2)})
         line = f"[{self.i}/{self.n}] {name:<12} {wall:5.0f} s  {summary}"
-        self.detail(line + f" (CPU {cpu:.0f} s)")
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(line + f" (CPU {cpu:.0f} s)\n")
+        if self.live:
+            sys.stdout.write("\r\x1b[K")
         self.log(line)
         self._mark = (time.perf_counter(), time.process_time())
+        self._name = ""
 
     def close(self) -> float:
         total = time.perf_counter() - self.t0
@@ -76,12 +98,15 @@ def run_demo(out: str | Path = "sonotype-demo", *, seed: int = 0, quick: bool = 
     """Run the demo into folder ``out``; returns a dict of output paths and the test metrics.
 
     ``log`` gets one line per stage and the closing summary; the stages' own messages (training
-    epochs, tables) go to ``out/demo.log``, the seconds of each stage to ``out/timings.json``."""
+    epochs, tables) go to ``out/demo.log``, the seconds of each stage to ``out/timings.json``. With
+    ``progress`` and a terminal, the running stage's line shows its latest message as it goes."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     s = QUICK if quick else FULL
     log(f"sonotype demo: the whole pipeline on a synthetic corpus, into {out}/ (details: {out / 'demo.log'})")
-    st = _Stages(out, 8, log)
+    # the stages' own progress bars stay off: in a terminal the running stage's line shows its progress
+    st = _Stages(out, 8, log, live=progress and log is print and sys.stdout.isatty())
+    st.start("corpus")
     detail = st.detail
     corpus = make_clip_corpus(out / "corpus", seed=seed, per_class=s["per_class"])
     # the corpus's label table gives each call's start/end: windows outside calls are noise
@@ -91,15 +116,17 @@ def run_demo(out: str | Path = "sonotype-demo", *, seed: int = 0, quick: bool = 
                                                 "test": [i.path for i in test_items]}, indent=1))
     st.done("corpus", f"{len(items)} synthetic 1-s clips (whistles, burst pulses, click trains, noise): "
                       f"{len(train_items)} to train on, {len(test_items)} held out")
+    st.start("encoder")
 
     fe = PRESETS["dolphin"]
     enc_path = out / "models" / "encoder.pt"
     ck = train_encoder(train_items, frontend=fe, out=enc_path, cache_dir=out / "cache", encoder_config=EncoderConfig(),
                        config=TrainConfig(epochs=s["encoder_epochs"], batch_size=32, seed=seed),
-                       data_note={"corpus": str(corpus.root), "synthetic_seed": seed}, progress=progress, log=detail)
+                       data_note={"corpus": str(corpus.root), "synthetic_seed": seed}, progress=False, log=detail)
     last = ck.history[-1]
     st.done("encoder", f"self-supervised (next-frame prediction), {s['encoder_epochs']} epochs, "
                        f"validation loss {last['val_loss']:.3f}")
+    st.start("detector")
 
     # a long recording of its own (another seed than the test recording) on which the threshold is chosen at
     # event level: the clips say little about false alarms per hour of mostly empty ocean
@@ -107,7 +134,7 @@ def run_demo(out: str | Path = "sonotype-demo", *, seed: int = 0, quick: bool = 
                                    seed=seed + 2)
     threshold_items = make_items([val_long.path], annotations=read_annotations(val_long.annotations_path))
     det_path = out / "models" / "detector.pt"
-    dck = train_detector(enc_path, train_items, out=det_path, cache_dir=out / "cache", progress=progress, log=detail,
+    dck = train_detector(enc_path, train_items, out=det_path, cache_dir=out / "cache", progress=False, log=detail,
                          threshold_items=threshold_items,
                          config=DetectorConfig(epochs=s["detector_epochs"], stride=s["finetune_stride"], finetune=True,
                                                seed=seed))
@@ -115,23 +142,26 @@ def run_demo(out: str | Path = "sonotype-demo", *, seed: int = 0, quick: bool = 
     st.done("detector", f"encoder fine-tuned with a sigmoid head, {s['detector_epochs']} epochs; threshold "
                         f"{d.threshold:.3f} chosen at {d.threshold_level} level on a {val_long.seconds:.0f}-s "
                         "validation recording")
+    st.start("evaluation")
 
-    result = evaluate_detector(load_model(det_path, kind="detector"), test_items, progress=progress)
+    result = evaluate_detector(load_model(det_path, kind="detector"), test_items, progress=False)
     detail(format_report(result))
     eval_path = save_json(result, out / "evaluation.json")
     c = result["confusion"]
     st.done("evaluation", f"{len(test_items)} held-out clips, window level: precision {c['precision']:.3f}, "
                           f"recall {c['recall']:.3f}, F1 {c['f1']:.3f}")
+    st.start("detection")
 
     long = make_long_recording(out / "long" / "long_recording.wav", seconds=s["long_seconds"], seed=seed + 1)
     db = f"sqlite:///{(out / 'sonotype.db').resolve()}"
     (out / "sonotype.db").unlink(missing_ok=True)
     detect_many([long.path.resolve()], model=det_path, db=db, metadata={"encounter": "demo", "site": "synthetic"},
-                progress=progress, log=detail)
+                progress=False, log=detail)
     with open_store(db) as store:
         n_regions = sum(1 for _ in store.regions())
     st.done("detection", f"{n_regions} regions in a {long.seconds:.0f}-s recording with {len(long.events)} calls, "
                          "stored in the database")
+    st.start("events")
 
     exported = export(db=db, out=out / "exports", fmt="raven", log=detail) + \
         export(db=db, out=out / "exports", fmt="wav", log=detail) + \
@@ -141,9 +171,10 @@ def run_demo(out: str | Path = "sonotype-demo", *, seed: int = 0, quick: bool = 
                       f"precision {events['precision']:.3f}, {events['false_alarms_per_hour']:.0f} false alarms/h "
                       f"(PAM rule: {events['pam_rule']['false_alarms_per_hour']:.0f}/h); "
                       "Raven table, WAV and CSV exported")
+    st.start("sound types")
 
     config = DiscoverConfig(k=8, maps=("tsne",), seed=seed)
-    found = cluster(db=db, model=enc_path, config=config, progress=progress, log=detail)
+    found = cluster(db=db, model=enc_path, config=config, progress=False, log=detail)
     truth = _region_truth(db, found.region_ids, long.events)
     scores = []
     for name, cl in found.clusterings.items():
@@ -152,6 +183,7 @@ def run_demo(out: str | Path = "sonotype-demo", *, seed: int = 0, quick: bool = 
                f"'noise' for false alarms): NMI {a['nmi']:.3f}, ARI {a['ari']:.3f}, purity {a['purity']:.3f}")
         scores.append(f"{name} {cl.n_clusters} clusters (NMI {a['nmi']:.2f} with the true call types)")
     st.done("sound types", "DTW clustering of the regions: " + ", ".join(scores) + "; t-SNE map")
+    st.start("report")
 
     catalog = _call_clips(corpus, test_items)
     ev = cluster_eval(catalog, load_model(det_path), seed=seed, log=detail)
