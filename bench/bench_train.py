@@ -67,7 +67,7 @@ def main() -> int:
                   windows=32, preset=args.preset)
         plan = []
         if args.baseline_src:
-            plan.append(("baseline (per-window batches)", Path(args.baseline_src), ["--device", "cpu"],
+            plan.append(("baseline (--baseline-src)", Path(args.baseline_src), ["--device", "cpu"],
                          args.max_windows))
         plan += [("this code, batch 32", cur, ["--device", "cpu"], args.max_windows),
                  ("this code, batch 128, sqrt lr scaling", cur,
