@@ -442,3 +442,13 @@ def test_the_servers_limits_bound_edit_bodies(editor):
     assert len(ids) == 2 and r.status_code == 422 and "2 items" in r.json()["detail"]
     roomy = TestClient(create_app(st, edit_token=TOKEN, limits=Limits(text=10_000)))
     assert roomy.put(f"/api/regions/{rid}/note", json={"note": "x" * 5000}, headers=AUTH).status_code == 200
+
+
+def test_the_edit_schema_is_the_stored_edit_row():
+    """The edit log's API schema is made from the store's row type: a field added there appears here."""
+    from dataclasses import fields
+
+    from sonotype.store import EditRow
+    from sonotype.web import schemas as S
+    assert list(S.Edit.model_fields) == [f.name for f in fields(EditRow)]
+    assert S.Edit.model_fields["target_id"].annotation == (int | None)

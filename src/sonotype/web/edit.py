@@ -79,25 +79,25 @@ def check_token():
     return None
 
 
-@router.put("/regions/{region_id}/label", response_model=S.Region,
-            summary="Label a region vocalisation or noise (null withdraws the label)")
-def put_label(request: Request, region_id: Id, body: S.LabelIn):
+def _set_region_text(request: Request, region_id: int, body, setter: str, value) -> dict:
+    """Label (``setter`` 'set_region_label') or annotate ('set_region_note') one region; its JSON after."""
     _within_limits(request, body)
     ctx = ctx_of(request)
     g = region_or_404(ctx, region_id)
     with _refusals():
-        row = ctx.store.set_region_label(g.id, body.label, author=_author(body.author))
+        row = getattr(ctx.store, setter)(g.id, value, author=_author(body.author))
     return region_json(g, row)
+
+
+@router.put("/regions/{region_id}/label", response_model=S.Region,
+            summary="Label a region vocalisation or noise (null withdraws the label)")
+def put_label(request: Request, region_id: Id, body: S.LabelIn):
+    return _set_region_text(request, region_id, body, "set_region_label", body.label)
 
 
 @router.put("/regions/{region_id}/note", response_model=S.Region, summary="Attach a free-text note to a region")
 def put_region_note(request: Request, region_id: Id, body: S.NoteIn):
-    _within_limits(request, body)
-    ctx = ctx_of(request)
-    g = region_or_404(ctx, region_id)
-    with _refusals():
-        row = ctx.store.set_region_note(g.id, body.note, author=_author(body.author))
-    return region_json(g, row)
+    return _set_region_text(request, region_id, body, "set_region_note", body.note)
 
 
 def _set_cluster_text(request: Request, cid: str, cluster: int, field: str, value: str | None,

@@ -16,7 +16,7 @@ from typing import Any, Literal, get_type_hints
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from ..detection import regions as _domain
-from ..store import RegionRow
+from ..store import EditRow, RegionRow
 
 Author = Field(None, description="who makes the change (free text, stored with it; at most the name limit)")
 
@@ -151,16 +151,9 @@ class Similar(BaseModel):
     hits: list[SimilarHit]
 
 
-class Edit(BaseModel):
-    id: int
-    target: str
-    target_id: int | None
-    field: str
-    old_value: Any
-    new_value: Any
-    author: str | None
-    at: str
-    note: str | None
+#: one entry of the edit log, as stored (:class:`~sonotype.store.EditRow`): its fields written once, there
+Edit = create_model("Edit", __module__=__name__,
+                    **{f.name: (get_type_hints(EditRow)[f.name], ...) for f in fields(EditRow)})
 
 
 # ---------------------------------------------------------------------------- request bodies
