@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from sonotype.models.lstm_v3 import (
     BiasInputLSTM,
@@ -176,14 +177,25 @@ def test_encoder_lstms_are_standard_lstms():
 
 
 def conv_outputs(enc: Encoder, x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Raw (pre-ReLU) outputs of the two convolutions during a forward pass."""
+    """Raw (pre-ReLU) outputs of the two convolutions during a forward pass. The local conv runs inside
+    :func:`~sonotype.models.localconv.local_max` (fused with the max over frequency): its full map is
+    recomputed from the input and the padding the encoder passed it."""
+    import sonotype.models.lstm_v3 as lstm_v3
     out = {}
-    hooks = [enc.local_conv.register_forward_hook(lambda m, i, o: out.update(local=o)),
-             enc.global_conv.register_forward_hook(lambda m, i, o: out.update(glob=o))]
-    with torch.no_grad():
-        enc(x)
-    for h in hooks:
-        h.remove()
+    fused = lstm_v3.local_max
+
+    def spy(x, weight, bias, *, pad):
+        out["local"] = F.conv2d(F.pad(x, pad).unsqueeze(1), weight, bias)  # (N, C, W, B)
+        return fused(x, weight, bias, pad=pad)
+
+    hook = enc.global_conv.register_forward_hook(lambda m, i, o: out.update(glob=o))
+    lstm_v3.local_max = spy
+    try:
+        with torch.no_grad():
+            enc(x)
+    finally:
+        lstm_v3.local_max = fused
+        hook.remove()
     return out
 
 
