@@ -183,19 +183,19 @@ def test_birdnet_detector_on_real_right_whale_audio(data_dir, tmp_path):
     (tmp_path / "ann.csv").write_text("\n".join(rows) + "\n")
     assert len(rows) > 10  # upcalls in the clip
     det = tmp_path / "det.pt"
-    assert cli.main(["train-detector", *map(str, clips), "--backend", "birdnet", "--speedup", "16", "--hop", "0.75",
+    assert cli.main(["train-detector", *map(str, clips), "--backend", "birdnet", "--speedup", "16", "--hop", "1.5",
                      "--annotations", str(tmp_path / "ann.csv"), "--out", str(det), "--quiet"]) == 0
     ck = load_checkpoint(det, kind="detector")
     info = ck.detector.backend
     assert (info["name"], info["version"], info["speedup"], info["hop_s"], info["dim"]) == ("birdnet", "2.4", 16.0,
-                                                                                           0.75, 1024)
+                                                                                           1.5, 1024)
     assert ck == load_checkpoint(ck.save(tmp_path / "again.pt")) and 0 < ck.detector.threshold < 1
     url = f"sqlite:///{tmp_path / 'r.db'}"
     assert cli.main(["detect", str(clips[0]), "--model", str(det), "--db", url, "--quiet"]) == 0
     with open_store(url, read_only=True) as store:
         (run,) = store.runs()
         regions = [r.region for r in store.regions(run_id=run.id)]
-    assert run.settings["backend"]["key"] == "birdnet@2.4/hop0.75/x16" and run.settings["backend"]["version"] == "2.4"
-    assert regions and all(r.sample_rate == 2000 and r.start % 24000 == 0 for r in regions)  # 12-s hops at 2 kHz
+    assert run.settings["backend"]["key"] == "birdnet@2.4/hop1.5/x16" and run.settings["backend"]["version"] == "2.4"
+    assert regions and all(r.sample_rate == 2000 and r.start % 48000 == 0 for r in regions)  # 24-s hops at 2 kHz
     # --workers stays with the LSTM path: a clear error (exit 2), not a silent fallback
     assert cli.main(["detect", str(clips[0]), "--model", str(det), "--db", url, "--workers", "2", "--quiet"]) == 2
