@@ -84,6 +84,16 @@ class DetectorConfig:
     head_c: float = 0.1  # pretrained backends: inverse L2 strength of the logistic head (scikit-learn's C)
 
     def __post_init__(self):
+        if self.threshold_level not in THRESHOLD_LEVELS:
+            raise ConfigError(f"threshold_level {self.threshold_level!r}; expected one of {THRESHOLD_LEVELS}")
+        if self.ensemble < 1 or self.augment < 0 or self.hard_negatives < 0 or self.mixup < 0:
+            raise ConfigError(f"need ensemble >= 1 and augment, hard_negatives, mixup >= 0; got ensemble={self.ensemble}, "
+                              f"augment={self.augment}, hard_negatives={self.hard_negatives}, mixup={self.mixup}")
+        if self.snr_low > self.snr_high or self.gain_db < 0 or self.time_mask < 0 or self.freq_mask < 0:
+            raise ConfigError(f"need snr_low <= snr_high and gain_db, time_mask, freq_mask >= 0; got {self.snr_low}, "
+                              f"{self.snr_high}, {self.gain_db}, {self.time_mask}, {self.freq_mask}")
+        if self.scale is not None and self.scale not in SCALES:
+            raise ConfigError(f"scale {self.scale!r}; expected one of {SCALES}")
         if self.backend not in BACKENDS:
             raise ConfigError(f"unknown backend {self.backend!r}; expected one of {BACKENDS}")
         check_speedup(self.speedup)
@@ -107,16 +117,6 @@ class DetectorConfig:
             raise ConfigError(f"{', '.join(bad)}: not used by a detector on the {backend} backend (a logistic head "
                               "on its embeddings; --head-c sets its regularisation); leave them at their defaults, "
                               "or use --backend lstm")
-        if self.threshold_level not in THRESHOLD_LEVELS:
-            raise ConfigError(f"threshold_level {self.threshold_level!r}; expected one of {THRESHOLD_LEVELS}")
-        if self.ensemble < 1 or self.augment < 0 or self.hard_negatives < 0 or self.mixup < 0:
-            raise ConfigError(f"need ensemble >= 1 and augment, hard_negatives, mixup >= 0; got ensemble={self.ensemble}, "
-                              f"augment={self.augment}, hard_negatives={self.hard_negatives}, mixup={self.mixup}")
-        if self.snr_low > self.snr_high or self.gain_db < 0 or self.time_mask < 0 or self.freq_mask < 0:
-            raise ConfigError(f"need snr_low <= snr_high and gain_db, time_mask, freq_mask >= 0; got {self.snr_low}, "
-                              f"{self.snr_high}, {self.gain_db}, {self.time_mask}, {self.freq_mask}")
-        if self.scale is not None and self.scale not in SCALES:
-            raise ConfigError(f"scale {self.scale!r}; expected one of {SCALES}")
 
     def to_dict(self) -> dict:
         return asdict(self)
