@@ -29,6 +29,7 @@ from sklearn.preprocessing import StandardScaler
 from sonotype.audio.io import audio_info
 from sonotype.models.backends import load_backend
 from sonotype.training.dataset import read_annotations
+from sonotype.training.dataset import span_labels as dataset_span_labels
 
 D = Path(os.environ.get("SONOTYPE_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")) / "narw-upcalls"
 FOLDS = [("narw/NOPP6_EST_20090328_000000.wav", "background/GSC_2000-05-19_00-00-00.wav"),
@@ -56,14 +57,9 @@ def window_labels(n: int, f: float, hop: float, events) -> np.ndarray:
 
 def span_labels(n: int, w: float, hop: float, events) -> np.ndarray:
     """Labels of ``n`` spans of ``w`` s every ``hop`` s: 1 = holds >= half of an upcall, 0 = touches none,
-    -1 = ignore."""
-    s = np.arange(n) * hop
-    y = np.zeros(n, np.int8)
-    for ev in events:
-        ov = np.minimum(s + w, ev.end) - np.maximum(s, ev.start)
-        y[(ov > 0) & (y == 0)] = -1
-        y[ov >= 0.5 * (ev.end - ev.start)] = 1
-    return y
+    -1 = ignore (the library's rule, :func:`sonotype.training.dataset.span_labels`, which
+    ``sonotype train-detector --backend`` uses too)."""
+    return dataset_span_labels(n, window_s=w, hop_s=hop, events=events)
 
 
 def detections(scores: np.ndarray, f: float, hop: float, threshold: float) -> np.ndarray:

@@ -126,10 +126,30 @@ def train_detector(paths: Sequence[str | Path] | None = None, *, config: TrainDe
     :class:`~sonotype.config.TrainDetectorRun`, the detector's own under ``detector``). Every file name
     of ``annotations`` must match an input file, unless ``allow_unmatched``."""
     c = _config(TrainDetectorRun, config, paths, **kw)
+    name = c.detector.backend
+    if name == "lstm" and not c.encoder:
+        raise ConfigError("train-detector needs --encoder ENCODER.pt (from `sonotype train`) with the lstm backend, "
+                          "or a pretrained backend: --backend birdnet")
+    if name != "lstm" and c.encoder:
+        raise ConfigError(f"--encoder {c.encoder!r} is not used with --backend {name} (the detector reads {name}'s "
+                          "embeddings); leave it out, or use --backend lstm")
+    backend = None
+    if name != "lstm":
+        from .models.backends import load_backend
+        backend = load_backend(name, hop_s=c.detector.hop, speedup=c.detector.speedup)  # a missing extra fails now
     items = _labelled_items(c, log)
+    note = {"inputs": list(c.paths), "annotations": str(c.annotations) if c.annotations else None}
+    if backend is not None:
+        from .detection.backend import train_backend_detector
+        ck = train_backend_detector(backend, items, out=c.out, config=c.detector, data_note=note,
+                                    progress=c.progress, log=log)
+        log(f"detector checkpoint: {c.out} (on {backend.info.key})")
+        if c.report_dir:
+            log("no model report: reports describe an LSTM-V3 encoder, and this detector reads "
+                f"{backend.info.label} embeddings")
+        return ck
     ck = _train_detector(c.encoder, items, out=c.out, config=c.detector, progress=c.progress, log=log,
-                         cache_dir=c.cache_dir,
-                         data_note={"inputs": list(c.paths), "annotations": str(c.annotations) if c.annotations else None})
+                         cache_dir=c.cache_dir, data_note=note)
     log(f"detector checkpoint: {c.out}")
     _model_report(c.out, c.report_dir, log)
     return ck
@@ -139,8 +159,9 @@ def evaluate(paths: Sequence[str | Path] | None = None, *, config: EvaluateRun |
              log: Callable[[str], None] = print, **kw) -> dict:
     """Window-level scores of a detector against labels (``sonotype evaluate``; fields:
     :class:`~sonotype.config.EvaluateRun`). ``min_overlap`` None: the value the detector was trained with."""
+    from .detection.backend import load_detector
     c = _config(EvaluateRun, config, paths, **kw)
-    m = load_model(c.model, kind="detector")
+    m = load_detector(c.model)
     items = _labelled_items(c, log)
     result = evaluate_detector(m, items, threshold=c.threshold, min_overlap=c.min_overlap, progress=c.progress)
     log(format_report(result))

@@ -162,6 +162,17 @@ describe(
     scale=Param(choices=SCALES, help="front-end scale for the detector (e.g. pcen); default: the encoder's"),
     pcen_time=Param(check=Number(lo=0, lo_open=True, what="seconds"),
                     help="PCEN smoothing time constant, s (default: the encoder's front end's)"),
+    backend=Param(choices=BACKENDS, help="embeddings the detector reads: lstm (the --encoder checkpoint's) or a "
+                                         "pretrained backend, e.g. birdnet (extra sonotype[birdnet], model licence CC "
+                                         "BY-NC-SA 4.0; a logistic head on its embeddings, no --encoder)"),
+    speedup=Param(check=Number(lo=0, lo_open=True, hi=1000),
+                  help="pretrained backends: play the audio this many times faster first (16: 2 kHz right-whale "
+                       "audio heard as 32 kHz)"),
+    hop=Param(check=Number(lo=0, lo_open=True, what="seconds"),
+              help="pretrained backends: seconds between windows as the model hears them, i.e. after --speedup "
+                   "(default: the backend's; birdnet 1.0)"),
+    head_c=Param(check=Number(lo=0, lo_open=True),
+                 help="pretrained backends: inverse L2 strength of the logistic head (scikit-learn's C)"),
 )
 
 
@@ -235,7 +246,8 @@ class TrainDetectorRun:
     """``sonotype train-detector``: a vocalisation-vs-noise detector on an encoder."""
 
     paths: tuple[str, ...] = _paths()
-    encoder: str = param(help="encoder checkpoint from `sonotype train`")
+    encoder: str | None = param(None, help="encoder checkpoint from `sonotype train` (required with the default "
+                                           "--backend lstm)")
     out: str = param(help="detector checkpoint to write (.pt)")
     channel: int | None = _channel()
     annotations: str | None = _annotations()

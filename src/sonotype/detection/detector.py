@@ -15,7 +15,7 @@ whose window scores are averaged (carried in the checkpoint, used by ``detect``)
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -26,6 +26,8 @@ from tqdm.auto import tqdm
 
 from ..errors import ConfigError, DataError
 from ..features.frontend import SCALES, FrontEnd
+from ..models.backends import BACKENDS
+from ..models.backends.base import check_speedup
 from ..models.checkpoint import Checkpoint, DetectorPart, EnsembleMember, load_model
 from ..models.embed import embed_windows, file_embeddings, head_scores
 from ..models.lstm_v3 import DetectorHead, Encoder
@@ -76,6 +78,10 @@ class DetectorConfig:
     scale: str | None = None  # front-end scale for the detector (e.g. 'pcen'; with --finetune); None: the encoder's
     pcen_time: float | None = None  # PCEN time constant, s (None: the encoder's front end's)
     device: str = "auto"  # auto (cuda when present) | cpu | cuda
+    backend: str = "lstm"  # embeddings the head reads: lstm (the encoder checkpoint's) or a pretrained backend
+    speedup: float = 1.0  # pretrained backends: play the audio this many times faster first
+    hop: float | None = None  # pretrained backends: seconds between windows as the model hears them (None: its own)
+    head_c: float = 0.1  # pretrained backends: inverse L2 strength of the logistic head (scikit-learn's C)
 
     def __post_init__(self):
         if self.threshold_level not in THRESHOLD_LEVELS:
@@ -88,6 +94,29 @@ class DetectorConfig:
                               f"{self.snr_high}, {self.gain_db}, {self.time_mask}, {self.freq_mask}")
         if self.scale is not None and self.scale not in SCALES:
             raise ConfigError(f"scale {self.scale!r}; expected one of {SCALES}")
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"unknown backend {self.backend!r}; expected one of {BACKENDS}")
+        check_speedup(self.speedup)
+        if self.hop is not None and not (isinstance(self.hop, (int, float)) and self.hop > 0):
+            raise ConfigError(f"hop {self.hop!r}; expected seconds > 0 (or None: the backend's own)")
+        if not (isinstance(self.head_c, (int, float)) and self.head_c > 0):
+            raise ConfigError(f"head_c {self.head_c!r}; expected a number > 0 (scikit-learn's C)")
+        if self.backend == "lstm":
+            bad = [f"{k}={getattr(self, k)!r}" for k in BACKEND_ONLY if getattr(self, k) != _DEFAULTS[k]]
+            if bad:
+                raise ConfigError(f"{', '.join(bad)}: for detectors on a pretrained backend (--backend "
+                                  f"{'/'.join(b for b in BACKENDS if b != 'lstm')}); the lstm path does not use them")
+        else:
+            self.check_backend_options(self.backend)
+
+    def check_backend_options(self, backend: str) -> None:
+        """ConfigError naming the options set away from their defaults that a detector on ``backend`` (a
+        pretrained embedding backend) does not use."""
+        bad = [f"{k}={getattr(self, k)!r}" for k in LSTM_ONLY if getattr(self, k) != _DEFAULTS[k]]
+        if bad:
+            raise ConfigError(f"{', '.join(bad)}: not used by a detector on the {backend} backend (a logistic head "
+                              "on its embeddings; --head-c sets its regularisation); leave them at their defaults, "
+                              "or use --backend lstm")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -95,6 +124,16 @@ class DetectorConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "DetectorConfig":
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+_DEFAULTS = {f.name: f.default for f in fields(DetectorConfig)}
+#: DetectorConfig fields that set how a pretrained backend hears the audio (the lstm path refuses them;
+#: ``head_c`` it leaves unused)
+BACKEND_ONLY = ("speedup", "hop")
+#: fields only the LSTM-V3 path uses (encoder training, spectrogram augmentation, the torch head)
+LSTM_ONLY = ("epochs", "batch_size", "lr", "dropout", "hidden", "stride", "finetune", "encoder_lr",
+             "negatives_per_positive", "augment", "snr_low", "snr_high", "gain_db", "time_mask", "freq_mask", "mixup",
+             "hard_negatives", "hard_negative_weight", "ensemble", "scale", "pcen_time")
 
 
 def embed_items(model, items: Sequence[Item], *, min_overlap: float, stride: int | None = None,
@@ -209,6 +248,12 @@ def members_file_scores(members: Sequence[tuple[Encoder, DetectorHead]], fronten
     return (total / len(members)).astype(np.float32)
 
 
+def validation_start(n_windows: int, *, mode: str, fraction: float) -> int:
+    """The first window of a recording's validation stretch: 0 for a held-out file (``mode`` 'file'), else
+    the window after the cut at ``1 - fraction`` of its ``n_windows`` windows ('time'; one more left out)."""
+    return 0 if mode == "file" else int(np.ceil(n_windows * (1 - fraction))) + 1
+
+
 def validation_spans(members: Sequence[tuple[Encoder, DetectorHead]], frontend, items: Sequence[Item], *, mode: str,
                      val_files: Sequence[str], fraction: float) -> dict[str, ScoredSpan]:
     """Detector scores (averaged over ``members``) over the validation stretches of the annotated recordings,
@@ -220,7 +265,7 @@ def validation_spans(members: Sequence[tuple[Encoder, DetectorHead]], frontend, 
         if it.events is None or (mode == "file" and it.path not in held):
             continue
         sc = members_file_scores(members, frontend, it)
-        first = 0 if mode == "file" else int(np.ceil(len(sc) * (1 - fraction))) + 1
+        first = validation_start(len(sc), mode=mode, fraction=fraction)
         if first >= len(sc):
             continue
         out[it.path] = ScoredSpan(sc[first:], frontend.at_rate(it.sample_rate), first, it.frames, tuple(it.events))

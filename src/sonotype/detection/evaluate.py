@@ -14,14 +14,16 @@ from ..models.checkpoint import LoadedModel
 from ..models.embed import file_scores
 from ..training import metrics
 from ..training.dataset import IGNORE, Item
+from .backend import BackendDetector
 from .detector import DetectorConfig
 
 
-def evaluate_detector(model: LoadedModel, items: Sequence[Item], *, threshold: float | None = None,
+def evaluate_detector(model: LoadedModel | BackendDetector, items: Sequence[Item], *, threshold: float | None = None,
                       min_overlap: float | None = None, progress: bool = True) -> dict:
     """Score every window of ``items`` and compare with their labels at the model's threshold.
 
-    Returns a JSON-able dict: the metrics of :func:`metrics.summary` plus per-file counts.
+    Returns a JSON-able dict: the metrics of :func:`metrics.summary` plus per-file counts. A detector on a
+    pretrained backend is scored on the backend's windows, labelled by the same rule.
     """
     det = model.checkpoint.detector
     thr = model.threshold if threshold is None else float(threshold)
@@ -31,8 +33,12 @@ def evaluate_detector(model: LoadedModel, items: Sequence[Item], *, threshold: f
     leaked = [it.path for it in items if it.path in trained_on]
     scores, labels, per_file = [], [], []
     for it in tqdm(items, desc="evaluating", unit="file", disable=not progress, leave=False):
-        s = file_scores(model, it.path, channel=it.channel, sample_rate=it.sample_rate)
-        lab = it.window_labels(len(s), model.frontend.at_rate(it.sample_rate), min_overlap=mo)
+        if isinstance(model, BackendDetector):
+            s, framing = model.file_scores(it.path, channel=it.channel), model.grid(it.sample_rate)
+        else:
+            s = file_scores(model, it.path, channel=it.channel, sample_rate=it.sample_rate)
+            framing = model.frontend.at_rate(it.sample_rate)
+        lab = it.window_labels(len(s), framing, min_overlap=mo)
         keep = lab != IGNORE
         scores.append(s[keep]); labels.append(lab[keep])
         c = metrics.confusion(s[keep], lab[keep], threshold=thr) if keep.any() else None

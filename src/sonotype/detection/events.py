@@ -20,7 +20,7 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import maximum_bipartite_matching
 
 from ..errors import DataError
-from ..features.frontend import Framing
+from ..features.frontend import Framing, WindowGrid
 from ..training.dataset import Event
 from ..training.metrics import f1_score, ratio
 from .regions import RegionRule, find_regions
@@ -115,7 +115,7 @@ class ScoredSpan:
     """Consecutive window scores of one validation stretch of a recording, for threshold choice."""
 
     scores: np.ndarray   # (N,) P(vocalisation) of windows first_window .. first_window + N - 1
-    framing: Framing
+    framing: Framing | WindowGrid  # the detector's windows (WindowGrid: a pretrained backend's)
     first_window: int
     n_samples: int       # the recording's length, samples
     events: tuple[Event, ...]

@@ -14,7 +14,7 @@ import numpy as np
 from .. import units
 from ..audio.span import Span
 from ..errors import ConfigError
-from ..features.frontend import Framing
+from ..features.frontend import Framing, WindowGrid
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class Region:
     def to_dict(self) -> dict:
         return {**asdict(self), "start_s": self.start_s, "stop_s": self.stop_s}
 
-    def span(self, path: str | Path, *, channel: int = 0, framing: Framing | None = None) -> Span:
+    def span(self, path: str | Path, *, channel: int = 0, framing: Framing | WindowGrid | None = None) -> Span:
         """The region's samples in ``path`` (channel ``channel``) as a :class:`~sonotype.audio.span.Span`.
 
         With the framing the region was detected with, the span is that of its windows exactly (the
@@ -78,11 +78,12 @@ class RegionRule:
         return asdict(self)
 
 
-def find_regions(scores: np.ndarray, framing: Framing, *, rule: RegionRule, n_samples: int | None = None,
+def find_regions(scores: np.ndarray, framing: Framing | WindowGrid, *, rule: RegionRule, n_samples: int | None = None,
                  first_window: int = 0) -> list[Region]:
     """Regions from the scores ``(N,)`` of consecutive windows starting at window ``first_window``.
 
-    ``n_samples`` (the recording's length) clips the last region. Regions are sorted and disjoint.
+    ``n_samples`` (the recording's length) clips the last region. Regions are sorted and disjoint. ``framing``:
+    the detector's (a :class:`~sonotype.features.frontend.WindowGrid` for an embedding backend's windows).
     """
     s = np.asarray(scores, np.float64)
     on = np.nonzero(s >= rule.threshold)[0]
@@ -100,7 +101,7 @@ def find_regions(scores: np.ndarray, framing: Framing, *, rule: RegionRule, n_sa
     out = []
     for g in range(group[-1] + 1):
         idx = np.nonzero(group == g)[0]
-        a, b = int(starts[idx[0]]), int(run_stop[idx[-1]])
+        a, b = int(round(starts[idx[0]])), int(round(run_stop[idx[-1]]))  # a backend's grid: float samples
         if n_samples is not None:
             b = min(b, int(n_samples))
         if (b - a) / framing.sample_rate < rule.min_duration:

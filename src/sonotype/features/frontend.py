@@ -162,6 +162,36 @@ class Framing:
         return np.stack([starts, starts + self.window_samples], axis=1) / self.sample_rate
 
 
+@dataclass(frozen=True)
+class WindowGrid:
+    """Windows of one length every fixed step, in samples of a recording at ``sample_rate``: the
+    index <-> time conversions of :class:`Framing` for an embedding backend's grid (window ``i`` spans
+    ``[i stride, i stride + window)``). Lengths are floats: a backend's hop, played ``speedup`` times
+    faster and converted to its own rate, need not fall on the recording's samples."""
+
+    sample_rate: float
+    window_samples: float
+    stride_samples: float
+
+    def __post_init__(self):
+        if not (self.sample_rate > 0 and self.window_samples > 0 and self.stride_samples > 0):
+            raise ConfigError(f"a window grid needs a positive rate, window and stride; got {self}")
+
+    @property
+    def stride_s(self) -> float:
+        return self.stride_samples / self.sample_rate
+
+    def window_span(self, index: int) -> tuple[int, int]:
+        """Sample span ``[start, stop)`` of window ``index`` (rounded to samples)."""
+        a = index * self.stride_samples
+        return int(round(a)), int(round(a + self.window_samples))
+
+    def window_times(self, count: int) -> np.ndarray:
+        """``(count, 2)`` start/stop seconds of windows ``0..count-1``."""
+        starts = np.arange(count) * self.stride_samples
+        return np.stack([starts, starts + self.window_samples], axis=1) / self.sample_rate
+
+
 @lru_cache(maxsize=64)
 def _band_matrix(sample_rate: float, n_fft: int, fmin: float, fmax: float, n_bins: int) -> np.ndarray:
     k = n_fft // 2 + 1

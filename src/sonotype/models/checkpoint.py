@@ -11,7 +11,11 @@ a ``torch.save`` of a plain dict (tensors, numbers, strings, lists, dicts), load
     [model_version], [encoder_checkpoint], [distill: teacher, config, student_init, head, target_mean/std]
     [detector: head, dropout, hidden, threshold, config, history, validation, val_split, threshold_level,
                window_threshold, validation_events, finetuned, ensemble [{head, encoder}], train_files,
-               val_files, threshold_files, data]
+               val_files, threshold_files, data, [backend]]
+
+A detector on a pretrained embedding backend (``detector.backend``: the backend's ``BackendInfo.to_dict()``)
+holds no LSTM encoder: its ``encoder_config`` and ``frontend`` are left out and ``encoder`` is empty; its
+head reads the backend's embeddings (:mod:`sonotype.detection.backend`).
 
 The configs of later pipeline stages (``TrainConfig``, ``DetectorConfig``, ``DistillConfig``, the teacher's
 ``BackendInfo``) are kept as their ``to_dict()`` here, since this module comes before them; read them
@@ -181,7 +185,9 @@ class DetectorPart(_Part):
     the event scores when the threshold was chosen at event level; ``data``: the caller's note. Those
     four are open dicts (metrics reports and notes). ``val_split``, ``threshold_level`` and
     ``window_threshold`` are None in hand-made checkpoints; ``ensemble`` and ``threshold_files`` are
-    empty in checkpoints from before seed ensembles.
+    empty in checkpoints from before seed ensembles. ``backend``: None for the LSTM-V3 encoder (the
+    checkpoint's own); for a pretrained backend its ``BackendInfo.to_dict()`` (name, version, rate,
+    window, hop, dim, speed-up, key), read back with ``BackendInfo.from_dict``.
     """
 
     head: StateDict
@@ -201,9 +207,10 @@ class DetectorPart(_Part):
     val_files: tuple[str, ...] = ()
     threshold_files: tuple[str, ...] = ()
     data: Mapping[str, Any] = field(default_factory=dict)
+    backend: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict:
-        return {"head": dict(self.head), "dropout": self.dropout, "hidden": self.hidden, "threshold": self.threshold,
+        return {**({} if self.backend is None else {"backend": dict(self.backend)}), "head": dict(self.head), "dropout": self.dropout, "hidden": self.hidden, "threshold": self.threshold,
                 "config": dict(self.config), "history": [dict(h) for h in self.history],
                 "validation": self.validation, "val_split": self.val_split, "threshold_level": self.threshold_level,
                 "window_threshold": self.window_threshold, "validation_events": self.validation_events,
@@ -227,7 +234,8 @@ class DetectorPart(_Part):
             ensemble=tuple(EnsembleMember._read(_Fields(m, f.source, f"{f.prefix}ensemble[{i}]."))
                            for i, m in enumerate(members)),
             train_files=f.strings("train_files"), val_files=f.strings("val_files"),
-            threshold_files=f.strings("threshold_files"), data=f.get("data", dict, "a dict of notes", {}))
+            threshold_files=f.strings("threshold_files"), data=f.get("data", dict, "a dict of notes", {}),
+            backend=f.get("backend", dict, "a BackendInfo dict", None, none=True))
 
 
 @dataclass(frozen=True, eq=False)
@@ -270,8 +278,8 @@ class Checkpoint(_Part):
     """
 
     kind: str
-    encoder_config: EncoderConfig
-    frontend: FrontEnd
+    encoder_config: EncoderConfig | None  # None only in a detector on a pretrained backend (no LSTM encoder)
+    frontend: FrontEnd | None
     encoder: StateDict
     predictor: StateDict = field(default_factory=dict)
     channel: int | str | None = None
@@ -295,7 +303,15 @@ class Checkpoint(_Part):
         if (self.kind == "detector") != (self.detector is not None):
             raise ConfigError(f"a {self.kind} checkpoint {'needs' if self.kind == 'detector' else 'has no'} a "
                               "detector part; give kind='detector' together with detector=DetectorPart(...)")
+        if (self.encoder_config is None or self.frontend is None) and not self.on_backend:
+            raise ConfigError("a checkpoint without encoder_config or frontend must be a detector on a pretrained "
+                              "backend (detector=DetectorPart(..., backend=BackendInfo.to_dict()))")
         object.__setattr__(self, "history", tuple(self.history))
+
+    @property
+    def on_backend(self) -> bool:
+        """A detector on a pretrained embedding backend (no LSTM encoder of its own)."""
+        return self.detector is not None and self.detector.backend is not None
 
     def renewed(self, **changes: Any) -> "Checkpoint":
         """A new checkpoint made from this one: ``changes`` applied, ``created`` and ``sonotype_version`` now."""
@@ -305,7 +321,8 @@ class Checkpoint(_Part):
         """The on-disk layout (without ``format``/``version``, which :meth:`save` adds)."""
         d: dict[str, Any] = {
             "kind": self.kind, "sonotype_version": self.sonotype_version, "created": self.created,
-            "encoder_config": self.encoder_config.to_dict(), "frontend": self.frontend.to_dict(),
+            "encoder_config": None if self.encoder_config is None else self.encoder_config.to_dict(),
+            "frontend": None if self.frontend is None else self.frontend.to_dict(),
             "channel": self.channel, "data": self.data.to_dict(), "train_config": self.train_config,
             "history": [dict(h) for h in self.history], "epoch": self.epoch, "model_version": self.model_version,
             "encoder_checkpoint": self.encoder_checkpoint, "encoder": dict(self.encoder),
@@ -334,12 +351,16 @@ class Checkpoint(_Part):
         det, dis = f.part("detector"), f.part("distill")
         if (kind == "detector") != (det is not None):
             raise f.fail("detector", f"is {'missing' if det is None else 'present'} in a {kind} checkpoint")
+        part = None if det is None else DetectorPart._read(det)
+        optional = ... if part is None or part.backend is None else None  # a backend detector has no encoder
+        enc_cfg = f.get("encoder_config", dict, "an EncoderConfig dict", optional)
         try:
-            enc_cfg = EncoderConfig.from_dict(f.get("encoder_config", dict, "an EncoderConfig dict"))
+            enc_cfg = None if enc_cfg is None else EncoderConfig.from_dict(enc_cfg)
         except (TypeError, ValueError) as e:
             raise f.fail("encoder_config", f"does not make an EncoderConfig ({e})") from e
+        fe = f.get("frontend", dict, "a FrontEnd dict", optional)
         try:
-            fe = FrontEnd.from_dict(f.get("frontend", dict, "a FrontEnd dict"))
+            fe = None if fe is None else FrontEnd.from_dict(fe)
         except (TypeError, ValueError) as e:
             raise f.fail("frontend", f"does not make a FrontEnd ({e})") from e
         return cls(
@@ -353,8 +374,7 @@ class Checkpoint(_Part):
             rng_torch=f.get("rng_torch", torch.Tensor, "a torch RNG state tensor", None, none=True),
             model_version=f.get("model_version", str, "a name", None, none=True),
             encoder_checkpoint=f.get("encoder_checkpoint", str, "a checkpoint path", None, none=True),
-            distill=None if dis is None else DistillPart._read(dis),
-            detector=None if det is None else DetectorPart._read(det),
+            distill=None if dis is None else DistillPart._read(dis), detector=part,
             sonotype_version=f.get("sonotype_version", str, "a version string", ""),
             created=f.get("created", str, "an ISO time", ""), source=source)
 
@@ -430,6 +450,10 @@ def build_predictor(ck: Checkpoint) -> NextFramePredictor:
 def load_model(path: str | Path, *, kind: str | None = None) -> LoadedModel:
     """Load an encoder or detector checkpoint for inference (eval mode, CPU)."""
     ck = load_checkpoint(path, kind=kind)
+    if ck.on_backend:
+        raise CheckpointError(f"{path}: a detector on the {ck.detector.backend.get('name')!r} embedding backend, with "
+                              "no LSTM encoder of its own: `sonotype detect` and `sonotype evaluate` take it; for "
+                              "commands that embed with an encoder give an encoder checkpoint (--model ENCODER.pt)")
     enc = build_encoder(ck)
     head, threshold, members = None, 0.5, []
     det = ck.detector

@@ -17,10 +17,12 @@ from typing import Callable, Iterator, Sequence
 from tqdm.auto import tqdm
 
 from ..audio.io import DEFAULT_BLOCK, Recording, file_hash, open_recording
+from ..detection.backend import BackendDetector, load_detector
 from ..detection.detect import default_rule, detect_file
 from ..detection.regions import Region, RegionRule
-from ..errors import AudioError, DataError, SonotypeError
-from ..models.checkpoint import LoadedModel, load_model, model_version
+from ..errors import AudioError, ConfigError, DataError, SonotypeError
+from ..models.backends import Backend
+from ..models.checkpoint import LoadedModel, model_version
 from ..models.infer import Scorer
 from ..store import Store, open_store
 from ..tables import read_table
@@ -103,10 +105,23 @@ def read_metadata_table(path: str | Path) -> dict[str, dict]:
     return {row.file_name(): {k: v for k, v in row.cells.items() if k != "filename" and v} for row in table.rows}
 
 
-def register(store: Store, model: LoadedModel, rule: RegionRule, *, channel, batch: int) -> int:
-    """Register the model and the run settings; returns the run id (the same for the same model + settings)."""
+def register(store: Store, model: LoadedModel | BackendDetector, rule: RegionRule, *, channel, batch: int) -> int:
+    """Register the model and the run settings; returns the run id (the same for the same model + settings).
+    A detector on a pretrained backend records the backend (``BackendInfo.to_dict()``: name, version, key,
+    hop, speed-up) in the model's config and in the run's settings, where an LSTM run records its front end."""
     ck = model.checkpoint
     det = ck.detector
+    chan = "auto" if channel in (None, "auto") else int(channel)
+    if isinstance(model, BackendDetector):
+        info = model.info.to_dict()
+        model_id = store.register_model(
+            version=model_version(model), path=str(Path(model.path).resolve()), kind=ck.kind,
+            config={"backend": info, "detector": dict(det.config)},
+            training_data={"detector_train_files": list(det.train_files), "detector_val_files": list(det.val_files),
+                           "detector_threshold_files": list(det.threshold_files)},
+            metrics={"validation": det.validation})
+        return store.get_or_create_run(model_id=model_id, settings={"backend": info, "rule": rule.to_dict(),
+                                                                    "channel": chan})
     model_id = store.register_model(
         version=model_version(model), path=str(Path(model.path).resolve()), kind=ck.kind,
         config={"encoder": ck.encoder_config.to_dict(), "frontend": ck.frontend.to_dict(),
@@ -114,8 +129,7 @@ def register(store: Store, model: LoadedModel, rule: RegionRule, *, channel, bat
         training_data={"encoder": ck.data.to_dict(), "detector_train_files": None if det is None else list(det.train_files),
                        "detector_val_files": None if det is None else list(det.val_files)},
         metrics={"validation": None if det is None else det.validation})
-    settings = {"frontend": model.frontend.to_dict(), "rule": rule.to_dict(),
-                "channel": "auto" if channel in (None, "auto") else int(channel)}
+    settings = {"frontend": model.frontend.to_dict(), "rule": rule.to_dict(), "channel": chan}
     return store.get_or_create_run(model_id=model_id, settings=settings)
 
 
@@ -173,8 +187,11 @@ def scorer_for(model: LoadedModel, params: DetectParams) -> Scorer:
 def run_job(model: LoadedModel, params: DetectParams, job: FileJob) -> FileOutcome:
     """Detect one job's file (wherever this runs); an unreadable file is an outcome with ``error``."""
     try:
-        det = detect_file(model, job.path, rule=params.rule, recording=job.recording,
-                          scorer=scorer_for(model, params))
+        if isinstance(model, BackendDetector):
+            det = detect_file(model, job.path, rule=params.rule, recording=job.recording, batch=params.batch or 256)
+        else:
+            det = detect_file(model, job.path, rule=params.rule, recording=job.recording,
+                              scorer=scorer_for(model, params))
     except (SonotypeError, OSError) as e:
         return FileOutcome(job, error=str(e))
     return FileOutcome(job, det.regions, det.n_windows, det.seconds)
@@ -191,18 +208,28 @@ def detect_many(paths: Sequence[str | Path], *, model: str | Path, db: str | Sto
                 channel=None, metadata: dict | None = None, metadata_table: str | Path | None = None,
                 batch: int | None = None, block_frames: int = DEFAULT_BLOCK, progress: bool = True,
                 log: Callable[[str], None] = print, device: str = "auto", bf16: bool = False,
-                executor: Executor | None = None) -> BatchSummary:
+                executor: Executor | None = None, backend: Backend | None = None) -> BatchSummary:
     """Detect regions in every file under ``paths`` and store them in ``db`` (URL or open Store).
 
     This process is the one writer: it registers each file (content hash), skips those done, hands the
     rest to ``executor`` (default :func:`run_in_process`; see :mod:`sonotype.runner.parallel` and
     :mod:`sonotype.runner.ray_cluster`) and commits each outcome in one transaction as it arrives.
     ``device``/``bf16``/``batch``: how windows are scored (:class:`~sonotype.models.infer.Scorer`; batch None: per device).
+    A detector on a pretrained backend (``sonotype train-detector --backend birdnet``) gets its backend rebuilt
+    from the checkpoint's record (``backend``: one already made instead) and runs in this process on the CPU.
     """
-    m = load_model(model, kind="detector")
+    m = load_detector(model, backend=backend)
     rule = rule or default_rule(m, threshold=threshold, merge_gap=merge_gap, min_duration=min_duration)
     params = DetectParams(rule=rule, batch=batch, block_frames=block_frames, device=device, bf16=bf16)
-    scorer_for(m, params)  # device and batch checked here: a missing GPU is one clear error, not one per file
+    if isinstance(m, BackendDetector):
+        if executor is not None:
+            raise ConfigError(f"{model}: a detector on the {m.info.name} backend runs in this process only; "
+                              "--workers and --ray are for LSTM-V3 detectors: leave --workers 1 and no --ray")
+        if device == "cuda" or bf16:
+            raise ConfigError(f"{model}: a detector on the {m.info.name} backend runs on the CPU; "
+                              f"got device={device!r}, bf16={bf16}: leave --device auto and no --bf16")
+    else:
+        scorer_for(m, params)  # device and batch checked here: a missing GPU is one clear error, not one per file
     passed_over: list[tuple[str, str]] = []
     files = find_audio(paths, warn=lambda p, problem: passed_over.append((str(p), problem)))
     if not files:  # before the database is opened: an empty run creates nothing

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..audio.io import open_recording
 from ..errors import AudioError, DataError
-from ..features.frontend import Framing, FrontEnd, framing_for, iter_frames
+from ..features.frontend import Framing, FrontEnd, WindowGrid, framing_for, iter_frames
 from ..tables import read_table
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".aac", ".aif", ".aiff", ".opus", ".wma", ".mp4")
@@ -237,7 +237,8 @@ def match_annotations(annotations: dict[str, list[Event]], files: dict) -> Annot
     return AnnotationMatch(events, matched, tuple(unmatched), unannotated)
 
 
-def window_labels(n_windows: int, framing: Framing, events: Sequence[Event], *, min_overlap: float = 0.5) -> np.ndarray:
+def window_labels(n_windows: int, framing: Framing | WindowGrid, events: Sequence[Event], *,
+                  min_overlap: float = 0.5) -> np.ndarray:
     """Label each window from annotated events: ``(n_windows,)`` int8 of POSITIVE/NEGATIVE/IGNORE.
 
     A window is POSITIVE when an event covers at least ``min_overlap`` of the event's own length or of
@@ -258,6 +259,13 @@ def window_labels(n_windows: int, framing: Framing, events: Sequence[Event], *, 
     return labels
 
 
+def span_labels(n_windows: int, *, window_s: float, hop_s: float, events: Sequence[Event],
+                min_overlap: float = 0.5) -> np.ndarray:
+    """:func:`window_labels` of ``n_windows`` windows of ``window_s`` seconds every ``hop_s`` seconds from the
+    start of the recording (an embedding backend's grid, in seconds of the recording)."""
+    return window_labels(n_windows, WindowGrid(1.0, float(window_s), float(hop_s)), events, min_overlap=min_overlap)
+
+
 @dataclass(frozen=True)
 class Item:
     """One training file: where it is, how to read it and what its windows are."""
@@ -269,7 +277,7 @@ class Item:
     label: int | None = None  # file-level label (LabelRule), or None
     events: tuple[Event, ...] | None = None  # annotated events (annotation table), or None
 
-    def window_labels(self, n_windows: int, framing: Framing, *, min_overlap: float = 0.5) -> np.ndarray:
+    def window_labels(self, n_windows: int, framing: Framing | WindowGrid, *, min_overlap: float = 0.5) -> np.ndarray:
         if self.events is not None:
             return window_labels(n_windows, framing, self.events, min_overlap=min_overlap)
         if self.label is None:

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from ...audio.io import Channel
-from ...audio.resample import read_resampled, resample
+from ...audio.io import Channel, audio_info, iter_blocks
+from ...audio.resample import iter_resampled, read_resampled, resample
 from ...errors import ConfigError
 
 
@@ -49,6 +51,15 @@ class BackendInfo:
 
     def to_dict(self) -> dict:
         return {**asdict(self), "key": self.key}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "BackendInfo":
+        """The info of :meth:`to_dict` (``key`` and unknown keys ignored); ConfigError naming a missing field."""
+        names = [f.name for f in fields(cls)]
+        missing = [n for n in names[:6] if n not in d]
+        if missing:
+            raise ConfigError(f"backend record {dict(d)!r} lacks {', '.join(missing)}; expected BackendInfo.to_dict()")
+        return cls(**{n: d[n] for n in names if n in d})
 
 
 def check_speedup(speedup: float) -> float:
@@ -84,6 +95,12 @@ class Backend(ABC):
                                  stop=stop, speedup=self.info.speedup)
         return self.embed_at_rate(y, rate)
 
+    def iter_embeddings(self, path: str | Path, *, channel: Channel = 0, batch: int = 256) -> Iterator[np.ndarray]:
+        """The embeddings of a whole file in consecutive pieces ``(n_i, D)`` whose concatenation is
+        :meth:`embed_span` of the file. Here one piece (the file is read whole); :class:`WaveformBackend`
+        streams it in bounded memory."""
+        yield self.embed_span(path, channel=channel)
+
 
 class WaveformBackend(Backend):
     """A model that maps fixed-length waveform chunks ``(L,)`` at its own rate to one vector each."""
@@ -107,6 +124,36 @@ class WaveformBackend(Backend):
             n += 1
         x = np.pad(x, (0, max(0, (n - 1) * hop + size - x.size)))
         return np.lib.stride_tricks.sliding_window_view(x, size)[::hop][:n].copy()
+
+    def iter_embeddings(self, path: str | Path, *, channel: Channel = 0, batch: int = 256) -> Iterator[np.ndarray]:
+        """Stream a file through the converter and :meth:`embed_chunks`, ``batch`` chunks at a time: memory
+        stays bounded however long the file, and the pieces concatenate to :meth:`embed_span` of the
+        whole file (the same resampled stream, cut by the rule of :meth:`chunk`)."""
+        rate = float(self.info.sample_rate)
+        size, hop = int(round(self.info.window_s * rate)), max(1, int(round(self.info.hop_s * rate)))
+        info = audio_info(path)
+        blocks = (b.samples for b in iter_blocks(path, channel=channel, info=info))
+        buf, offset, done = np.zeros(0, np.float32), 0, 0  # buf[0] is stream sample `offset`; `done` chunks cut
+        ready: list[np.ndarray] = []
+        for y in iter_resampled(blocks, orig_rate=info.sample_rate, target_rate=rate, speedup=self.info.speedup):
+            buf = np.concatenate([buf, y])
+            while done * hop + size <= offset + buf.size:  # a whole chunk: the same in the file-at-once cut
+                a = done * hop - offset
+                ready.append(buf[a:a + size])
+                done += 1
+                if len(ready) == batch:
+                    yield self.embed_chunks(np.stack(ready))
+                    ready = []
+            cut = min(done * hop - offset, buf.size)
+            buf, offset = buf[cut:].copy(), offset + cut
+        total = offset + buf.size
+        if done == 0:  # shorter than one window: one chunk, centred (as :meth:`chunk`)
+            ready = list(self.chunk(buf))
+        elif total - ((done - 1) * hop + size) >= hop / 2:  # the tail, zero-padded
+            rest = buf[min(done * hop - offset, buf.size):]
+            ready.append(np.pad(rest, (0, size - rest.size)))
+        if ready:
+            yield self.embed_chunks(np.stack(ready))
 
     def embed_at_rate(self, x: np.ndarray, sample_rate: float) -> np.ndarray:
         if sample_rate != self.info.sample_rate:
