@@ -36,12 +36,10 @@ from ..models.checkpoint import Checkpoint, DetectorPart, LoadedModel, TrainingD
 from ..models.embed import head_scores
 from ..models.lstm_v3 import DetectorHead
 from ..runtime import set_threads
-from ..training import metrics
 from ..training.dataset import IGNORE, Item
 from ..training.finetune import LabelledWindows
-from .detector import DetectorConfig, _val_mode, split_masks, validation_start
-from .events import ScoredSpan, choose_event_threshold
-from .regions import RegionRule
+from .detector import DetectorConfig, _val_mode, choose_detector_threshold, split_windows, validation_start
+from .events import ScoredSpan
 
 
 def backend_grid(info: BackendInfo, sample_rate: float) -> WindowGrid:
@@ -131,49 +129,30 @@ def train_backend_detector(backend: Backend, items: Sequence[Item], *, out: str 
     data = _labelled(files)
     mode = _val_mode(items, config)
     gap = math.ceil(info.window_s / info.hop_s)  # windows before a cut that share audio with the first after it
-    tmask, vmask, val_files = split_masks(data.file, data.window, items, mode=mode, fraction=config.val_fraction,
-                                          gap=gap, seed=config.seed)
-    tr, va = data.subset(tmask), data.subset(vmask)
-    for name, d in (("training", tr), ("validation", va)):
-        if not d.y.any() or d.y.all():
-            raise DataError(f"the {name} split has windows of one class only ({int(d.y.sum())} vocal of {len(d.y)}); "
-                            "give both vocalisation and noise files/events, or more files")
+    tr, va, val_files = split_windows(data, items, mode=mode, gap=gap, config=config)
     log(f"detector on {info.key}: {len(tr.y)} training windows ({int(tr.y.sum())} vocal), {len(va.y)} validation "
         f"windows ({int(va.y.sum())} vocal), validation split by {mode}; logistic head, C={config.head_c:g}")
     head = fit_logistic_head(tr.data, tr.y, c=config.head_c, balance=config.balance, seed=config.seed)
     val_scores = head_scores(head, va.data)
-    threshold = metrics.choose_threshold(val_scores, va.y, target_precision=config.target_precision)
-    window_threshold, level, val_events = threshold, "window", None
     annotated = bool(threshold_items) or any(it.events is not None for it in items)
-    if config.threshold_level == "event" or (config.threshold_level == "auto" and annotated):
-        spans = {}
-        if threshold_items:
-            for it in threshold_items:
-                f = embed_file(backend, it, min_overlap=config.min_overlap)
-                spans[it.path] = ScoredSpan(head_scores(head, f.embeddings), f.grid, 0, it.frames, tuple(it.events))
-        else:
-            held = set(val_files)
-            for f in files:
-                it = f.item
-                if it.events is None or (mode == "file" and it.path not in held):
-                    continue
-                first = validation_start(len(f.embeddings), mode=mode, fraction=config.val_fraction)
-                if first < len(f.embeddings):
-                    spans[it.path] = ScoredSpan(head_scores(head, f.embeddings[first:]), f.grid, first, it.frames,
-                                                tuple(it.events))
-        if any(sp.events for sp in spans.values()):
-            threshold, ev = choose_event_threshold(spans, rule=RegionRule(), target_precision=config.target_precision)
-            level, val_events = "event", ev.to_dict()
-            log(f"event-level threshold {threshold:.3f} on {ev.hours * 60:.1f} min of validation recordings: "
-                f"{ev.events_found}/{ev.events} events found, event precision {ev.precision:.3f}, "
-                f"{ev.false_alarms_per_hour:.1f} false alarms/h (window-level threshold was {window_threshold:.3f})")
-        elif config.threshold_level == "event":
-            raise DataError("threshold_level 'event' needs annotated events in the validation recordings; "
-                            "use --threshold-level window, or give more annotated files")
-    val_summary = metrics.summary(val_scores, va.y, threshold=threshold)
-    cm = val_summary["confusion"]
-    log(f"threshold {threshold:.3f} (chosen on validation, {level} level): window precision {cm['precision']:.3f}, "
-        f"recall {cm['recall']:.3f}, F1 {cm['f1']:.3f}, AP {val_summary['average_precision']:.3f}")
+    wants_events = config.threshold_level == "event" or (config.threshold_level == "auto" and annotated)
+    spans = {}
+    if wants_events and threshold_items:
+        for it in threshold_items:
+            f = embed_file(backend, it, min_overlap=config.min_overlap)
+            spans[it.path] = ScoredSpan(head_scores(head, f.embeddings), f.grid, 0, it.frames, tuple(it.events))
+    elif wants_events:
+        held = set(val_files)
+        for f in files:
+            it = f.item
+            if it.events is None or (mode == "file" and it.path not in held):
+                continue
+            first = validation_start(len(f.embeddings), mode=mode, fraction=config.val_fraction)
+            if first < len(f.embeddings):
+                spans[it.path] = ScoredSpan(head_scores(head, f.embeddings[first:]), f.grid, first, it.frames,
+                                            tuple(it.events))
+    choice = choose_detector_threshold(val_scores, va.y, spans if wants_events else None, config=config, log=log)
+    threshold, level, window_threshold, val_events, val_summary = choice
     part = DetectorPart(
         head=head.state_dict(), threshold=threshold, dropout=0.0, hidden=0, config=config.to_dict(),
         validation=val_summary, val_split=mode, threshold_level=level, window_threshold=window_threshold,

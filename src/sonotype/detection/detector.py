@@ -309,6 +309,45 @@ def mixed_windows(items: Sequence[Item], frontend: FrontEnd, *, count: int, conf
     return w, ex.y
 
 
+def split_windows(data, items, *, mode: str, gap: int, config: DetectorConfig):
+    """Labelled windows split into training and validation (:func:`split_masks`, ``gap`` windows dropped at
+    each cut); both must hold both classes. Returns ``(training, validation, validation file paths)``."""
+    tmask, vmask, val_files = split_masks(data.file, data.window, items, mode=mode, fraction=config.val_fraction,
+                                          gap=gap, seed=config.seed)
+    tr, va = data.subset(tmask), data.subset(vmask)
+    for name, d in (("training", tr), ("validation", va)):
+        if not d.y.any() or d.y.all():
+            raise DataError(f"the {name} split has windows of one class only ({int(d.y.sum())} vocal of {len(d.y)}); "
+                            "give both vocalisation and noise files/events, or more files")
+    return tr, va, val_files
+
+
+def choose_detector_threshold(val_scores: np.ndarray, labels: np.ndarray, spans: dict | None, *,
+                              config: DetectorConfig, log: Callable[[str], None] = print):
+    """The detector's threshold, for every head: chosen at window level on the validation windows'
+    ``val_scores`` ``(N,)`` and ``labels`` ``(N,)``, then at event level on ``spans`` (validation
+    stretches, :class:`~sonotype.detection.events.ScoredSpan` by name) when given and annotated.
+
+    Returns ``(threshold, level, window_threshold, validation_events, validation_summary)``."""
+    threshold = metrics.choose_threshold(val_scores, labels, target_precision=config.target_precision)
+    window_threshold, level, val_events = threshold, "window", None
+    if spans is not None:
+        if any(sp.events for sp in spans.values()):
+            threshold, ev = choose_event_threshold(spans, rule=RegionRule(), target_precision=config.target_precision)
+            level, val_events = "event", ev.to_dict()
+            log(f"event-level threshold {threshold:.3f} on {ev.hours * 60:.1f} min of validation recordings: "
+                f"{ev.events_found}/{ev.events} events found, event precision {ev.precision:.3f}, "
+                f"{ev.false_alarms_per_hour:.1f} false alarms/h (window-level threshold was {window_threshold:.3f})")
+        elif config.threshold_level == "event":
+            raise DataError("threshold_level 'event' needs annotated events in the validation recordings; "
+                            "use --threshold-level window, or give more annotated files")
+    val_summary = metrics.summary(val_scores, labels, threshold=threshold)
+    cm = val_summary["confusion"]
+    log(f"threshold {threshold:.3f} (chosen on validation, {level} level): window precision {cm['precision']:.3f}, "
+        f"recall {cm['recall']:.3f}, F1 {cm['f1']:.3f}, AP {val_summary['average_precision']:.3f}")
+    return threshold, level, window_threshold, val_events, val_summary
+
+
 def train_detector(encoder_path: str | Path, items: Sequence[Item], *, out: str | Path,
                    config: DetectorConfig = DetectorConfig(), data_note: dict | None = None,
                    cache_dir: str | Path | None = None, threshold_items: Sequence[Item] | None = None,
@@ -337,13 +376,7 @@ def train_detector(encoder_path: str | Path, items: Sequence[Item], *, out: str 
         data = label_windows(items, cache, model.frontend, stride=stride, min_overlap=config.min_overlap)
     else:
         data = embed_items(model, items, min_overlap=config.min_overlap, stride=config.stride, progress=progress)
-    tmask, vmask, val_files = split_masks(data.file, data.window, items, mode=mode, fraction=config.val_fraction,
-                                          gap=gap, seed=config.seed)
-    tr, va = data.subset(tmask), data.subset(vmask)
-    for name, d in (("training", tr), ("validation", va)):
-        if not d.y.any() or d.y.all():
-            raise DataError(f"the {name} split has windows of one class only ({int(d.y.sum())} vocal of {len(d.y)}); "
-                            "give both vocalisation and noise files/events, or more files")
+    tr, va, val_files = split_windows(data, items, mode=mode, gap=gap, config=config)
     log(f"detector: {len(tr.y)} training windows ({int(tr.y.sum())} vocal), {len(va.y)} validation windows "
         f"({int(va.y.sum())} vocal), validation split by {mode}{', fine-tuning the encoder' if config.finetune else ''}"
         f" on {device}")
@@ -397,31 +430,19 @@ def train_detector(encoder_path: str | Path, items: Sequence[Item], *, out: str 
         val_scores = np.mean([head_scores(h, va.data) for _, h in members], axis=0)
     enc, head = members[0]
     history = histories[0]
-    threshold = metrics.choose_threshold(val_scores, va.y, target_precision=config.target_precision)
-    window_threshold, level, val_events = threshold, "window", None
     if threshold_items and any(it.events is None for it in threshold_items):
         raise DataError("threshold recordings need annotations (events, or none listed) to choose a threshold on")
     annotated = bool(threshold_items) or any(it.events is not None for it in items)
-    if config.threshold_level == "event" or (config.threshold_level == "auto" and annotated):
-        if threshold_items:
-            spans = validation_spans(members, model.frontend, threshold_items, mode="file",
-                                     val_files=[it.path for it in threshold_items], fraction=0.0)
-        else:
-            spans = validation_spans(members, model.frontend, items, mode=mode, val_files=val_files,
-                                     fraction=config.val_fraction) if annotated else {}
-        if any(sp.events for sp in spans.values()):
-            threshold, ev = choose_event_threshold(spans, rule=RegionRule(), target_precision=config.target_precision)
-            level, val_events = "event", ev.to_dict()
-            log(f"event-level threshold {threshold:.3f} on {ev.hours * 60:.1f} min of validation recordings: "
-                f"{ev.events_found}/{ev.events} events found, event precision {ev.precision:.3f}, "
-                f"{ev.false_alarms_per_hour:.1f} false alarms/h (window-level threshold was {window_threshold:.3f})")
-        elif config.threshold_level == "event":
-            raise DataError("threshold_level 'event' needs annotated events in the validation recordings; "
-                            "use --threshold-level window, or give more annotated files")
-    val_summary = metrics.summary(val_scores, va.y, threshold=threshold)
-    cm = val_summary["confusion"]
-    log(f"threshold {threshold:.3f} (chosen on validation, {level} level): window precision {cm['precision']:.3f}, "
-        f"recall {cm['recall']:.3f}, F1 {cm['f1']:.3f}, AP {val_summary['average_precision']:.3f}")
+    wants_events = config.threshold_level == "event" or (config.threshold_level == "auto" and annotated)
+    spans = {}
+    if wants_events and threshold_items:
+        spans = validation_spans(members, model.frontend, threshold_items, mode="file",
+                                 val_files=[it.path for it in threshold_items], fraction=0.0)
+    elif wants_events and annotated:
+        spans = validation_spans(members, model.frontend, items, mode=mode, val_files=val_files,
+                                 fraction=config.val_fraction)
+    choice = choose_detector_threshold(val_scores, va.y, spans if wants_events else None, config=config, log=log)
+    threshold, level, window_threshold, val_events, val_summary = choice
     ensemble = tuple(EnsembleMember(h.state_dict(), {k: v.cpu() for k, v in e.state_dict().items()}
                                     if config.finetune else None) for e, h in members[1:])
     part = DetectorPart(
