@@ -122,3 +122,20 @@ def test_bad_settings_are_clear_errors(tmp_path):
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="no CUDA GPU"):
             Scorer(model, device="cuda")
+
+
+def test_score_many_drops_a_file_that_fails_part_way(tmp_path):
+    """A file that decodes for a while and then fails is never handed out with the scores it had so far."""
+    from test_parallel import corrupt_flac_part_way
+    model = load_model(placeholder_model(tmp_path / "m.pt"))
+    good = tone_with_gaps(tmp_path / "good.wav", seconds=2.0)
+    bad = corrupt_flac_part_way(tmp_path / "bad.flac")
+    for prefetch in (0, 2):
+        it = Scorer(model, device="cpu", batch=7, block_frames=64).score_many(
+            [ScoreJob(0, good, 0, 48000.0), ScoreJob(1, bad, 0, 48000.0), ScoreJob(2, good, 0, 48000.0)],
+            prefetch=prefetch)
+        key, scores = next(it)
+        assert key == 0
+        np.testing.assert_allclose(scores, file_scores(model, good, channel=0, sample_rate=48000), atol=1e-5)
+        with pytest.raises(AudioError, match="bad.flac.*decoding failed"):
+            next(it)

@@ -23,7 +23,7 @@ from sonotype.api import detect
 from sonotype.errors import ConfigError
 from sonotype.models.checkpoint import load_model
 from sonotype.models.embed import file_scores
-from sonotype.runner.batch import detect_many
+from sonotype.runner.batch import detect_many, run_batched
 from sonotype.runner.parallel import executor_for, worker_threads
 from sonotype.store import open_store
 
@@ -86,6 +86,51 @@ def test_workers_store_what_one_process_stores_exactly_once(corpus, tmp_path):
     again = detect([corpus.data], model=corpus.model, db=url, threshold=corpus.thr, workers=2, **quiet)
     assert (again.processed, again.skipped) == (0, FILES)
     assert stored(url) == stored(corpus.ref)
+
+
+def corrupt_flac_part_way(path: Path, *, seconds: float = 6.0) -> Path:
+    """A FLAC whose header and first seconds decode, then a stretch of zeroed bytes: it opens and hashes like a
+    good file and fails only while it is being decoded (as a damaged recorder card does)."""
+    import soundfile as sf
+    x = (np.random.default_rng(0).standard_normal(int(48000 * seconds)) * 0.1).astype(np.float32)
+    sf.write(path, x, 48000)
+    b = bytearray(path.read_bytes())
+    cut = int(len(b) * 0.8)
+    b[cut:cut + 5000] = bytes(5000)
+    path.write_bytes(bytes(b))
+    return path
+
+
+def close_to(a: list, b: list) -> bool:
+    """The same regions (file, samples, windows) with scores within float32 rounding of each other."""
+    return len(a) == len(b) and all(x[:4] == y[:4] and np.allclose(x[4:], y[4:], atol=1e-4) for x, y in zip(a, b))
+
+
+def test_batched_executor_stores_what_one_process_stores(corpus, tmp_path):
+    """The GPU executor (windows of consecutive files in shared batches), run here on the CPU with batches
+    that straddle files: the same regions as file-by-file detection."""
+    url = f"sqlite:///{tmp_path / 'b.db'}"
+    s = detect_many([corpus.data], model=corpus.model, db=url, threshold=corpus.thr, executor=run_batched,
+                    batch=7, **quiet)
+    assert (s.processed, len(s.failed), s.unfinished) == (FILES, 1, [])
+    got, ref = stored(url), stored(corpus.ref)
+    assert close_to(got[0], ref[0]) and got[1:] == ref[1:]
+
+
+def test_batched_executor_reports_a_file_that_fails_part_way_and_goes_on(corpus, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in (0, 1, 2):
+        (data / f"f{i}.wav").symlink_to(corpus.data / f"f{i}.wav")
+    corrupt_flac_part_way(data / "f1b.flac")  # between f1 and f2 in file order
+    url = f"sqlite:///{tmp_path / 'b.db'}"
+    s = detect_many([data], model=corpus.model, db=url, threshold=corpus.thr, executor=run_batched, batch=7,
+                    block_frames=64, **quiet)
+    assert s.processed == 3 and [Path(f).name for f, _ in s.failed] == ["f1b.flac"]
+    assert "f1b.flac" in s.failed[0][1] and "decoding failed" in s.failed[0][1]
+    got = stored(url)
+    ref = [r for r in stored(corpus.ref)[0] if r[0] in ("f0.wav", "f1.wav", "f2.wav")]
+    assert close_to(got[0], ref) and got[1] == ["f1b.flac"]
 
 
 def _cli(corpus, db, *extra):

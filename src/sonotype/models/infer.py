@@ -194,8 +194,12 @@ class Scorer:
             except StopIteration:
                 break
             except Exception:  # a file that cannot be read: hand out the files before it, then raise
+                if order and order[-1][0] not in finished:  # it failed part-way: its windows so far are dropped
+                    broken = order.pop()[0]
+                    buffered -= sum(int(w.shape[0]) for _, ws, i in pending if i == broken for w in ws)
+                    pending[:] = [p for p in pending if p[2] != broken]
+                    done.pop(broken, None)
                 flush()
-                finished.update(i for i, _ in order)
                 yield from ready()
                 raise
             if ident != last:  # a new file (idents increase)

@@ -8,6 +8,7 @@ loses at most the file in progress; running the same command again completes the
 
 from __future__ import annotations
 
+import itertools
 import struct
 import time
 from dataclasses import dataclass, field
@@ -19,11 +20,12 @@ from tqdm.auto import tqdm
 from ..audio.io import DEFAULT_BLOCK, Recording, file_hash, open_recording
 from ..detection.backend import BackendDetector, load_detector
 from ..detection.detect import default_rule, detect_file
-from ..detection.regions import Region, RegionRule
+from ..detection.regions import Region, RegionRule, find_regions
 from ..errors import AudioError, ConfigError, DataError, SonotypeError
+from ..features.frontend import framing_for
 from ..models.backends import Backend
 from ..models.checkpoint import LoadedModel, model_version
-from ..models.infer import Scorer
+from ..models.infer import ScoreJob, Scorer
 from ..store import Store, open_store
 from ..tables import read_table
 from ..training.dataset import canonical_path, find_audio
@@ -203,6 +205,37 @@ def run_in_process(model: LoadedModel, params: DetectParams, jobs: Iterator[File
         yield run_job(model, params, job)
 
 
+def run_batched(model: LoadedModel, params: DetectParams, jobs: Iterator[FileJob]) -> Iterator[FileOutcome]:
+    """The executor for a GPU: the windows of consecutive files share encoder batches
+    (:meth:`~sonotype.models.infer.Scorer.score_many`, decoding ahead in a thread), so the GPU gets full
+    batches however short the files. Outcomes come in file order; a file that cannot be read is an outcome
+    with ``error`` and the files after it go on. ``seconds`` is the wall time from when a file was taken."""
+    scorer = scorer_for(model, params)
+    source, retry, keys = iter(jobs), [], itertools.count()
+    while True:
+        taken: dict[int, tuple[FileJob, float]] = {}  # handed to the scorer, not yet answered
+
+        def feed(first: list[FileJob]) -> Iterator[ScoreJob]:
+            for job in itertools.chain(first, source):
+                k = next(keys)
+                taken[k] = (job, time.perf_counter())
+                yield ScoreJob(k, job.path, job.recording.channel, job.recording.sample_rate)
+
+        try:
+            for k, scores in scorer.score_many(feed(retry)):
+                job, t0 = taken.pop(k)
+                framing = framing_for(model.frontend, job.recording.sample_rate, job.path)
+                regions = find_regions(scores, framing, rule=params.rule, n_samples=job.recording.frames)
+                yield FileOutcome(job, tuple(regions), int(scores.shape[0]), time.perf_counter() - t0)
+            return
+        except (SonotypeError, OSError) as e:
+            if not taken:
+                raise
+            broken = min(taken)  # every file before it was answered: score_many raises in file order
+            yield FileOutcome(taken.pop(broken)[0], error=str(e))
+            retry = [job for _, (job, _) in sorted(taken.items())]  # taken ahead by the decoding thread
+
+
 def detect_many(paths: Sequence[str | Path], *, model: str | Path, db: str | Store, rule: RegionRule | None = None,
                 threshold: float | None = None, merge_gap: float = 0.1, min_duration: float = 0.0,
                 channel=None, metadata: dict | None = None, metadata_table: str | Path | None = None,
@@ -276,7 +309,10 @@ def detect_many(paths: Sequence[str | Path], *, model: str | Path, db: str | Sto
                 continue
             yield FileJob(str(f), rec_id, rec)
 
-    for out in (executor or run_in_process)(m, params, jobs()):
+    if executor is None:  # on a GPU, windows of several files share each batch
+        gpu = not isinstance(m, BackendDetector) and scorer_for(m, params).device.type != "cpu"
+        executor = run_batched if gpu else run_in_process
+    for out in executor(m, params, jobs()):
         f, rec = out.job.path, out.job.recording
         bar.update(1)
         if out.lost is not None:
