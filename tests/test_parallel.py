@@ -310,3 +310,50 @@ def test_ray_worker_killed_mid_file_loses_nothing(corpus, local_ray, retries, tm
         again = detect([corpus.data], model=corpus.model, db=url, threshold=corpus.thr, ray="auto", **quiet)
         assert (again.processed, again.skipped, again.unfinished) == (1, FILES - 1, [])
     assert stored(url) == stored(corpus.ref)
+
+
+def test_ray_actors_store_what_one_process_stores(corpus, local_ray, tmp_path):
+    """Actors that keep the model loaded (GPU actors on a cluster; here 0 GPUs, on the CPU), 3 files a call."""
+    from sonotype.runner.ray_cluster import ray_executor
+
+    url = f"sqlite:///{tmp_path / 'actors.db'}"
+    s = detect_many([corpus.data], model=corpus.model, db=url, threshold=corpus.thr,
+                    executor=ray_executor("auto", gpus_per_actor=0, files_per_call=3), **quiet)
+    assert (s.processed, len(s.failed), s.unfinished) == (FILES, 1, [])
+    assert stored(url) == stored(corpus.ref)
+
+
+class RayActorKiller(RayWorkerKiller):
+    @staticmethod
+    def _is_task(p: Path) -> bool:  # an actor process while it runs a call
+        try:
+            return (p / "cmdline").read_bytes().startswith(b"ray::_Detector.detect")
+        except OSError:
+            return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="needs Linux /proc to find Ray's workers")
+def test_a_killed_ray_actor_is_restarted_and_its_files_detected(corpus, local_ray, tmp_path):
+    from sonotype.runner.ray_cluster import ray_executor
+
+    url = f"sqlite:///{tmp_path / 'actor_killed.db'}"
+    killer = RayActorKiller()
+    killer.start()
+    try:
+        s = detect_many([corpus.data], model=corpus.model, db=url, threshold=corpus.thr,
+                        executor=ray_executor("auto", gpus_per_actor=0, files_per_call=2, retries=2), **quiet)
+    finally:
+        killer.stop.set()
+        killer.join()
+    assert killer.killed is not None, "no Ray actor was seen running a detection call"
+    assert (s.processed, s.unfinished) == (FILES, [])
+    assert stored(url) == stored(corpus.ref)
+
+
+@pytest.mark.parametrize("bad", [-1, True, "1"])
+def test_bad_gpu_shares_are_refused_with_the_value(bad):
+    from sonotype.runner.ray_cluster import ray_executor
+    with pytest.raises(ConfigError, match="gpus per actor must be a number"):
+        ray_executor("auto", gpus_per_actor=bad)
+    with pytest.raises(ConfigError, match="give --ray"):
+        executor_for(ray_gpus=1.0)

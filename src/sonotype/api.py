@@ -192,8 +192,8 @@ def detect(paths: Sequence[str | Path] | None = None, *, config: DetectRun | Non
     from .runner.batch import detect_many
     from .runner.parallel import executor_for
     c = _config(DetectRun, config, paths, **kw)
-    return detect_many(c.paths, **_accepted(detect_many, c, skip=("paths", "workers", "ray")), log=log,
-                       executor=executor_for(workers=c.workers, ray=c.ray))
+    return detect_many(c.paths, **_accepted(detect_many, c, skip=("paths", "workers", "ray", "ray_gpus")),
+                       log=log, executor=executor_for(workers=c.workers, ray=c.ray, ray_gpus=c.ray_gpus))
 
 
 def _accepted(fn: Callable, c, *, skip: tuple[str, ...] = ()) -> dict:

@@ -298,6 +298,10 @@ class DetectRun:
     batch: int | None = param(None, check=COUNT, help="windows per encoder batch (default: the library's)")
     workers: int = param(1, check=COUNT, help="files detected in parallel")
     ray: str | None = param(None, help="run the workers with Ray: 'auto' or a cluster address")
+    ray_gpus: float | None = param(None, flag="--ray-gpus",
+                                   help="with --ray: GPU actors holding this many GPUs each (1; 0.5 shares one "
+                                        "GPU between two), each keeping the model loaded and batching several "
+                                        "files' windows (default: one CPU task per file)")
     device: str = param("auto", choices=DEVICES, help="where the encoder runs (auto: cuda when there is a GPU)")
     bf16: bool = param(False, help="bfloat16 encoder on a GPU")
     progress: bool = _progress()

@@ -130,13 +130,15 @@ def process_pool(workers: int, *, threads: int | None = None) -> Executor:
     return run
 
 
-def executor_for(*, workers: int = 1, ray: str | None = None) -> Executor | None:
-    """The executor for ``sonotype detect --workers N`` / ``--ray ADDRESS`` (None: in this process)."""
+def executor_for(*, workers: int = 1, ray: str | None = None, ray_gpus: float | None = None) -> Executor | None:
+    """The executor for ``sonotype detect --workers N`` / ``--ray ADDRESS [--ray-gpus G]`` (None: in this process)."""
     check_workers(workers)
+    if ray_gpus is not None and ray is None:
+        raise ConfigError(f"--ray-gpus {ray_gpus:g} places GPU actors on a Ray cluster; give --ray auto|ADDRESS too")
     if ray is not None:
         if workers != 1:
             raise ConfigError(f"use --workers or --ray, not both (got workers={workers}, ray={ray!r}): "
                               "with --ray the cluster's CPUs set how many files run at once")
         from .ray_cluster import ray_executor
-        return ray_executor(ray)
+        return ray_executor(ray, gpus_per_actor=ray_gpus)
     return process_pool(workers) if workers > 1 else None
