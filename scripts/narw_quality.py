@@ -16,6 +16,12 @@ path, threshold chosen on the validation tails of the training files, event leve
 PAM 1.5-s rules); exact binomial (Clopper-Pearson) 95 % intervals are printed.
 
     python scripts/narw_quality.py [--out runs/quality] [--encoder runs/narw/encoder.pt]
+
+One setting only, for another encoder (its validation rows and embedding caches keyed by ``--tag``, so rows of
+the default encoder in the same cv-cache.json are kept apart), then its held-out score unless --skip-final:
+
+    python scripts/narw_quality.py --encoder runs/narw-pcen/encoder.pt --tag pcenenc \
+        --setting pcen1.5 hard_negatives=200
 """
 
 from __future__ import annotations
@@ -48,12 +54,13 @@ FOLDS = [("narw/NOPP6_EST_20090328_000000.wav", "background/GSC_2000-05-19_00-00
 TEST = ("narw/NOPP6_EST_20090328_003000.wav", "background/GSC_2000-05-19_00-30-00.wav")
 STRIDE = 8  # training windows, frames (the front end's stride 16 = every second one)
 BASE = DetectorConfig(epochs=30, hidden=64, batch_size=128, threshold_level="event")
-SCALES = {"log": {}, "pcen0.4": {"scale": "pcen", "pcen_time": 0.4}, "pcen1.5": {"scale": "pcen", "pcen_time": 1.5}}
+SCALES = {"log": {"scale": "log"}, "pcen0.4": {"scale": "pcen", "pcen_time": 0.4},
+          "pcen1.5": {"scale": "pcen", "pcen_time": 1.5}}
 
 
 class Data:
-    def __init__(self, out: Path, encoder: Path):
-        self.out, self.model = out, load_model(encoder)
+    def __init__(self, out: Path, encoder: Path, tag: str = ""):
+        self.out, self.model, self.tag = out, load_model(encoder), tag
         ann = read_annotations(D / "annotations_train.csv")
         rels = [r for f in FOLDS for r in f] + list(TEST)
         items = make_items([D / r for r in rels], annotations={k: v for k, v in ann.items()})
@@ -67,7 +74,7 @@ class Data:
         """(N, D) embeddings of every window at stride 8 (cached on disk)."""
         key = (scale, rel)
         if key not in self._emb:
-            p = self.out / "cache" / f"emb-{scale}-s{STRIDE}-{Path(rel).stem}.npy"
+            p = self.out / "cache" / f"emb-{self.tag + '-' if self.tag else ''}{scale}-s{STRIDE}-{Path(rel).stem}.npy"
             if not p.exists():
                 p.parent.mkdir(parents=True, exist_ok=True)
                 it = self.items[rel]
@@ -192,9 +199,14 @@ def main(argv=None) -> int:
     ap.add_argument("--encoder", default=str(ROOT / "runs" / "narw" / "encoder.pt"))
     ap.add_argument("--skip-final", action="store_true", help="validation ablation only")
     ap.add_argument("--no-finetune", action="store_true", help="frozen encoder only (no fine-tuning rows)")
+    ap.add_argument("--tag", default="", help="names the encoder: keys its validation rows and embedding caches "
+                    "(default '': the rows of runs/narw/encoder.pt)")
+    ap.add_argument("--setting", nargs="+", metavar="SCALE [KEY=VALUE ...]",
+                    help="validate only this setting (and its scale's base row), e.g. 'pcen1.5 hard_negatives=200'; "
+                    "then score it on the held-out third unless --skip-final")
     a = ap.parse_args(argv)
     out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
-    data = Data(out, Path(a.encoder))
+    data = Data(out, Path(a.encoder), a.tag)
     t0 = time.time()
     rows = []
 
@@ -205,7 +217,7 @@ def main(argv=None) -> int:
         cfg = replace(BASE, **kw)
         if cfg.finetune:
             cfg = replace(cfg, epochs=FT_EPOCHS, hidden=0, batch_size=64)
-        ck = json.dumps([scale, sorted(kw.items()), cfg.epochs, cfg.hidden])
+        ck = json.dumps(([a.tag] if a.tag else []) + [scale, sorted(kw.items()), cfg.epochs, cfg.hidden])
         if ck not in cache:
             cache[ck] = (cross_validate_finetune if cfg.finetune else cross_validate)(data, scale, cfg)
             cache_path.write_text(json.dumps(cache, indent=1))
@@ -217,6 +229,21 @@ def main(argv=None) -> int:
         return r
 
     key = lambda r: (round(r["f1"], 6), r["ap"])  # noqa: E731  validation event F1, then window AP
+    if a.setting:
+        scale, kw = a.setting[0], {}
+        if scale not in SCALES:
+            ap.error(f"--setting: scale {scale!r} is not one of {sorted(SCALES)}")
+        for t in a.setting[1:]:
+            k, _, v = t.partition("=")
+            if k not in DetectorConfig.__dataclass_fields__ or getattr(BASE, k) is None or not v:
+                ap.error(f"--setting: {t!r} is not KEY=VALUE with KEY a DetectorConfig field")
+            t0v = getattr(BASE, k)
+            kw[k] = v.lower() in ("1", "true", "yes") if isinstance(t0v, bool) else type(t0v)(v)
+        print(f"== validation (2-fold CV on the training files), encoder {a.encoder} [{a.tag or 'default'}]")
+        run(f"{scale} base", scale)
+        if kw:
+            run(" ".join(a.setting[1:]), scale, **kw)
+        return 0 if a.skip_final else final(out, Path(a.encoder), {**kw, **SCALES[scale]})
     print("== validation (2-fold CV on the training files); one component at a time on the base")
     base = run("base (dB, no aid)", "log")
     best_scale = max(["log", "pcen0.4", "pcen1.5"], key=lambda s: key(base if s == "log" else run(f"PCEN T={s[4:]} s", s)))
