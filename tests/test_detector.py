@@ -130,6 +130,37 @@ def test_threshold_can_be_chosen_on_separate_long_recordings(corpus, tmp_path):
                        threshold_items=[replace(items[3], events=None)], progress=False, log=lambda s: None)
 
 
+def test_the_command_line_chooses_the_threshold_on_threshold_files(corpus, tmp_path):
+    """`train-detector --threshold-file F --threshold-annotations CSV`: the threshold is chosen at event level on
+    F, which is never trained on; the half-given or overlapping forms are refused by name."""
+    from sonotype.cli import main
+    from sonotype.errors import ConfigError
+    root, items, enc = corpus
+    train = [str(root / n) for n in ("a.wav", "b.wav", "c.wav")]
+    table = tmp_path / "events.csv"
+    table.write_text("filename,start,end\n" + "".join(f"{n},{a},{b}\n" for n in ("a.wav", "b.wav", "c.wav", "d.wav")
+                                                      for a, b in CALLS[n]))
+    held = tmp_path / "held.csv"
+    held.write_text("filename,start,end\n" + "".join(f"d.wav,{a},{b}\n" for a, b in CALLS["d.wav"]))
+    out = tmp_path / "cli.pt"
+    assert main(["train-detector", *train, "--annotations", str(table), "--allow-unmatched", "--encoder", str(enc),
+                 "--out", str(out), "--epochs", "10", "--threshold-file", str(root / "d.wav"),
+                 "--threshold-annotations", str(held), "--report-dir", "", "--quiet"]) == 0
+    det = load_model(out, kind="detector").checkpoint.detector
+    assert det.threshold_files == (str(root / "d.wav"),) and det.threshold_level == "event"
+    assert det.validation_events["events"] == len(CALLS["d.wav"])
+    assert str(root / "d.wav") not in det.train_files + det.val_files
+    from sonotype import api
+    base = dict(encoder=str(enc), out=str(tmp_path / "x.pt"), annotations=str(table), allow_unmatched=True,
+                report_dir="", progress=False, log=lambda s: None)
+    with pytest.raises(ConfigError, match="needs the events in it"):
+        api.train_detector(train, threshold_files=(str(root / "d.wav"),), **base)
+    with pytest.raises(ConfigError, match="give those recordings too"):
+        api.train_detector(train, threshold_annotations=str(held), **base)
+    with pytest.raises(ConfigError, match="both a training file and a --threshold-file"):
+        api.train_detector(train, threshold_files=(train[0],), threshold_annotations=str(table), **base)
+
+
 def _heads(ck):
     return [ck.detector.head] + [m.head for m in ck.detector.ensemble]
 

@@ -42,7 +42,7 @@ from .errors import ConfigError
 from .models.checkpoint import Checkpoint, load_model
 from .models.lstm_v3 import EncoderConfig
 from .params import make
-from .training.dataset import LabelRule, load_items
+from .training.dataset import LabelRule, find_audio, load_items
 from .training.train import train_encoder
 
 
@@ -120,6 +120,25 @@ def _labelled_items(c, log: Callable[[str], None]):
                       on_error=_warn_skip(log), allow_unmatched=c.allow_unmatched, log=log)
 
 
+def _threshold_items(c, training, log: Callable[[str], None]):
+    """The annotated recordings of ``--threshold-file`` (None without any); never the training files."""
+    if not c.threshold_files:
+        if c.threshold_annotations:
+            raise ConfigError(f"--threshold-annotations {c.threshold_annotations} names the events of recordings "
+                              "given with --threshold-file; give those recordings too")
+        return None
+    if not c.threshold_annotations:
+        raise ConfigError(f"--threshold-file {c.threshold_files[0]}: the event-level threshold needs the events in "
+                          "it; give --threshold-annotations CSV (a file listed with empty times holds none)")
+    both = sorted({str(Path(f).resolve()) for f in find_audio(c.threshold_files)}
+                  & {str(Path(i.path).resolve()) for i in training})
+    if both:
+        raise ConfigError(f"{both[0]} is both a training file and a --threshold-file; the threshold must be chosen "
+                          "on recordings the detector was not trained on")
+    return load_items(c.threshold_files, channel=c.channel, annotations=c.threshold_annotations, rule=None,
+                      on_error=_warn_skip(log), allow_unmatched=False, log=log)
+
+
 def train_detector(paths: Sequence[str | Path] | None = None, *, config: TrainDetectorRun | None = None,
                    log: Callable[[str], None] = print, **kw) -> Checkpoint:
     """Detector training on a frozen (or fine-tuned) encoder (``sonotype train-detector``; fields:
@@ -138,18 +157,21 @@ def train_detector(paths: Sequence[str | Path] | None = None, *, config: TrainDe
         from .models.backends import load_backend
         backend = load_backend(name, hop_s=c.detector.hop, speedup=c.detector.speedup)  # a missing extra fails now
     items = _labelled_items(c, log)
-    note = {"inputs": list(c.paths), "annotations": str(c.annotations) if c.annotations else None}
+    held = _threshold_items(c, items, log)
+    note = {"inputs": list(c.paths), "annotations": str(c.annotations) if c.annotations else None,
+            "threshold_files": list(c.threshold_files),
+            "threshold_annotations": str(c.threshold_annotations) if c.threshold_annotations else None}
     if backend is not None:
         from .detection.backend import train_backend_detector
         ck = train_backend_detector(backend, items, out=c.out, config=c.detector, data_note=note,
-                                    progress=c.progress, log=log)
+                                    progress=c.progress, log=log, threshold_items=held)
         log(f"detector checkpoint: {c.out} (on {backend.info.key})")
         if c.report_dir:
             log("no model report: reports describe an LSTM-V3 encoder, and this detector reads "
                 f"{backend.info.label} embeddings")
         return ck
     ck = _train_detector(c.encoder, items, out=c.out, config=c.detector, progress=c.progress, log=log,
-                         cache_dir=c.cache_dir, data_note=note)
+                         cache_dir=c.cache_dir, data_note=note, threshold_items=held)
     log(f"detector checkpoint: {c.out}")
     _model_report(c.out, c.report_dir, log)
     return ck
@@ -173,7 +195,6 @@ def evaluate(paths: Sequence[str | Path] | None = None, *, config: EvaluateRun |
 def info(paths: Sequence[str | Path] | None = None, *, config: InfoRun | None = None,
          log: Callable[[str], None] = print) -> list:
     """What sonotype reads from each audio file (``sonotype info``)."""
-    from .training.dataset import find_audio
     c = _config(InfoRun, config, paths)
     recs = []
     for f in find_audio(c.paths):

@@ -254,6 +254,13 @@ class TrainDetectorRun:
     allow_unmatched: bool = _allow_unmatched()
     negative_patterns: tuple[str, ...] = _negative_patterns()
     negative_dirs: tuple[str, ...] = _negative_dirs()
+    threshold_files: tuple[str, ...] = param((), flag="--threshold-file", repeat=True, metavar="PATH",
+                                             help="a long annotated recording, not trained on, on which the "
+                                                  "event-level threshold is chosen (repeatable; its events come "
+                                                  "from --threshold-annotations)")
+    threshold_annotations: str | None = param(None, help="CSV of the events in the --threshold-file recordings "
+                                                         "(filename,start,end in s; a file listed with empty times "
+                                                         "holds none)")
     detector: DetectorConfig = param(default_factory=DetectorConfig, help="detector")
     cache_dir: str | None = _cache_dir("spectrogram frame cache (--finetune; default beside --out)")
     report_dir: str = _report_dir()
