@@ -18,6 +18,7 @@ file system); the model travels through Ray's object store. Ray is the optional 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import os
@@ -88,6 +89,32 @@ class _Detector:
         return list(run(self.model, self.params, iter(jobs)))
 
 
+@contextlib.contextmanager
+def _session(address: str, pending: dict):
+    """Ray joined (or started) for one run; on the way out the calls still ``pending`` are cancelled and a
+    Ray this run started is shut down."""
+    started = connect(address)
+    ray = import_ray()
+    try:
+        yield ray
+    finally:
+        for ref in pending:
+            ray.cancel(ref)
+        if started:
+            ray.shutdown()
+
+
+def _result(ray, ref):
+    """``(value, None)`` of a finished call, or ``(None, error)`` when its worker, actor or node died (after Ray's
+    retries); an exception the call itself raised (a bug) is raised here as it is."""
+    try:
+        return ray.get(ref), None
+    except ray.exceptions.RayTaskError as e:
+        raise e.as_instanceof_cause() from None
+    except ray.exceptions.RayError as e:
+        return None, e
+
+
 def _lost(job: FileJob, what: str, e: Exception) -> FileOutcome:
     return FileOutcome(job, lost=f"its Ray {what} was lost ({type(e).__name__}: "
                                  f"{str(e).splitlines()[0] if str(e) else ''})")
@@ -119,10 +146,8 @@ def ray_executor(address: str = "auto", *, retries: int = 3, cpus_per_task: floa
         if gpus_per_actor is not None:
             yield from run_actors(model, params, jobs)
             return
-        started = connect(address)
-        ray = import_ray()
         pending: dict = {}  # ObjectRef -> FileJob
-        try:
+        with _session(address, pending) as ray:
             task = ray.remote(_detect_task).options(num_cpus=cpus_per_task, max_retries=retries,
                                                     retry_exceptions=False)
             model_ref, params_ref = ray.put(model), ray.put(params)
@@ -143,25 +168,12 @@ def ray_executor(address: str = "auto", *, retries: int = 3, cpus_per_task: floa
                     return
                 (ref,), _ = ray.wait(list(pending), num_returns=1)
                 job = pending.pop(ref)
-                try:
-                    out = ray.get(ref)
-                except ray.exceptions.RayTaskError as e:  # the task raised: a bug, raised here as it is
-                    raise e.as_instanceof_cause() from None
-                except ray.exceptions.RayError as e:  # its worker or node died (after Ray's retries)
-                    yield _lost(job, "task", e)
-                    continue
-                yield dataclasses.replace(out, job=job)
-        finally:
-            for ref in pending:
-                ray.cancel(ref)
-            if started:
-                ray.shutdown()
+                out, died = _result(ray, ref)
+                yield _lost(job, "task", died) if died else dataclasses.replace(out, job=job)
 
     def run_actors(model: LoadedModel, params: DetectParams, jobs: Iterator[FileJob]) -> Iterator[FileOutcome]:
-        started = connect(address)
-        ray = import_ray()
         pending: dict = {}  # ObjectRef -> (actor, [FileJob])
-        try:
+        with _session(address, pending) as ray:
             res = ray.cluster_resources()
             if gpus_per_actor:
                 n = int(res.get("GPU", 0) / gpus_per_actor)
@@ -189,22 +201,14 @@ def ray_executor(address: str = "auto", *, retries: int = 3, cpus_per_task: floa
                     return
                 (ref,), _ = ray.wait(list(pending), num_returns=1)
                 actor, chunk = pending.pop(ref)
-                try:
-                    outs = ray.get(ref)
-                except ray.exceptions.RayTaskError as e:  # the call raised: a bug, raised here as it is
-                    raise e.as_instanceof_cause() from None
-                except ray.exceptions.RayError as e:  # the actor died (after Ray's restarts and retries)
+                outs, died = _result(ray, ref)
+                if died:  # the actor died (after Ray's restarts and retries): a fresh one takes its place
                     for job in chunk:
-                        yield _lost(job, "actor", e)
+                        yield _lost(job, "actor", died)
                     idle.append(actor_cls.remote(model_ref, params_ref, cpus_per_task))
                     continue
                 idle.append(actor)
                 for job, out in zip(chunk, outs):
                     yield dataclasses.replace(out, job=job)
-        finally:
-            for ref in pending:
-                ray.cancel(ref)
-            if started:
-                ray.shutdown()
 
     return run
