@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import beta, chi2
 
+from sonotype.detection.crossval import train_detector_cv
 from sonotype.detection.detector import DetectorConfig, mixed_windows, train_detector, train_head
 from sonotype.detection.events import ScoredSpan, choose_event_threshold, span_event_scores
 from sonotype.detection.regions import RegionRule
@@ -204,6 +205,9 @@ def main(argv=None) -> int:
     ap.add_argument("--setting", nargs="+", metavar="SCALE [KEY=VALUE ...]",
                     help="validate only this setting (and its scale's base row), e.g. 'pcen1.5 hard_negatives=200'; "
                     "then score it on the held-out third unless --skip-final")
+    ap.add_argument("--threshold-folds", type=int, default=None, metavar="K",
+                    help="final detector: choose its event threshold by K-fold CV over the four training files "
+                    "(sonotype.detection.crossval) instead of on its own 15-min validation tails")
     a = ap.parse_args(argv)
     out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
     data = Data(out, Path(a.encoder), a.tag)
@@ -288,7 +292,7 @@ def main(argv=None) -> int:
                                                       "chosen": chosen}, indent=2))
     if a.skip_final:
         return 0
-    return final(out, Path(a.encoder), chosen)
+    return final(out, Path(a.encoder), chosen, folds=a.threshold_folds)
 
 
 def final_config(chosen: dict) -> DetectorConfig:
@@ -297,7 +301,7 @@ def final_config(chosen: dict) -> DetectorConfig:
     return replace(cfg, epochs=FT_EPOCHS, hidden=0, batch_size=64) if cfg.finetune else cfg
 
 
-def final(out: Path, encoder: Path, chosen: dict) -> int:
+def final(out: Path, encoder: Path, chosen: dict, *, folds: int | None = None) -> int:
     st = [sys.executable, "-m", "sonotype.cli"]
     train = [str(D / r) for f in FOLDS for r in f]
     test = [str(D / r) for r in TEST]
@@ -311,8 +315,13 @@ def final(out: Path, encoder: Path, chosen: dict) -> int:
     det, db = out / "detector-chosen.pt", out / "detect-chosen.db"
     print(f"training the chosen detector on the four training files: {cfg}", flush=True)
     items = load_items(train, annotations=tr_ann)
-    train_detector(encoder, items, out=det, config=cfg, cache_dir=out / "cache" / "frames-final", progress=False,
-                   data_note={"inputs": train, "annotations": str(tr_ann)})
+    note = {"inputs": train, "annotations": str(tr_ann)}
+    if folds:
+        train_detector_cv(encoder, items, out=det, folds=folds, config=cfg, cache_dir=out / "cache" / "frames-final",
+                          progress=False, data_note=note)
+    else:
+        train_detector(encoder, items, out=det, config=cfg, cache_dir=out / "cache" / "frames-final", progress=False,
+                       data_note=note)
     db.unlink(missing_ok=True)
     subprocess.run(st + ["detect", *test, "--model", str(det), "--db", f"sqlite:///{db}", "--quiet"], check=True)
     res = out / "events-chosen.json"

@@ -159,6 +159,9 @@ def test_the_command_line_chooses_the_threshold_on_threshold_files(corpus, tmp_p
         api.train_detector(train, threshold_annotations=str(held), **base)
     with pytest.raises(ConfigError, match="both a training file and a --threshold-file"):
         api.train_detector(train, threshold_files=(train[0],), threshold_annotations=str(table), **base)
+    with pytest.raises(ConfigError, match="give --threshold-folds or --threshold-file, not both"):
+        api.train_detector(train, threshold_files=(str(root / "d.wav"),), threshold_annotations=str(held),
+                           threshold_folds=2, **base)
 
 
 def _heads(ck):
@@ -261,3 +264,56 @@ def _table(items, path):
     rows = ["filename,start,end"] + [f"{it.path},{e.start},{e.end}" for it in items for e in it.events]
     path.write_text("\n".join(rows) + "\n")
     return path
+
+
+def test_threshold_folds_deal_out_the_annotated_files():
+    from dataclasses import dataclass
+
+    from sonotype.detection.crossval import fold_of_files
+    from sonotype.errors import ConfigError
+
+    @dataclass(frozen=True)
+    class It:  # what fold_of_files reads of an Item
+        path: str
+        events: tuple | None
+
+    files = [It(f"f{i}.wav", ()) for i in range(7)] + [It("label-only.wav", None)]
+    a = fold_of_files(files, folds=3, seed=0)
+    assert a == fold_of_files(files, folds=3, seed=0) and a != fold_of_files(files, folds=3, seed=1)
+    assert "label-only.wav" not in a and sorted(a) == [f"f{i}.wav" for i in range(7)]
+    assert sorted(np.bincount(list(a.values()))) == [2, 2, 3]
+    # recordings with calls are dealt first: every fold gets some, whatever the seed
+    mixed = [It(f"call{i}.wav", (Event(1.0, 2.0),)) for i in range(3)] + [It(f"quiet{i}.wav", ()) for i in range(5)]
+    for seed in range(20):
+        f = fold_of_files(mixed, folds=3, seed=seed)
+        assert sorted(f[f"call{i}.wav"] for i in range(3)) == [0, 1, 2]
+        assert sorted(np.bincount(list(f.values()))) == [2, 3, 3]
+    for bad in (1, 0, True, 2.0):
+        with pytest.raises(ConfigError, match="threshold folds must be an int >= 2"):
+            fold_of_files(files, folds=bad, seed=0)
+    with pytest.raises(ConfigError, match="need at least 9 annotated recordings, got 7"):
+        fold_of_files(files, folds=9, seed=0)
+
+
+def test_cross_validated_threshold_scores_each_file_by_a_detector_that_never_saw_it(corpus, tmp_path):
+    from sonotype.detection.crossval import cross_validated_spans, fold_of_files, train_detector_cv
+    from sonotype.detection.detector import validation_spans
+    _, items, enc = corpus
+    cfg = DetectorConfig(epochs=5, seed=0, val_split="time", val_fraction=0.5)  # 2-3 files a fold: split in time
+    spans = cross_validated_spans(enc, items, folds=2, config=cfg, log=lambda s: None)
+    assert sorted(spans) == sorted(it.path for it in items)
+    # fold 0 again by hand: a detector trained on the other fold scores fold 0's files exactly as pooled
+    fold = fold_of_files(items, folds=2, seed=0)
+    held = [it for it in items if fold[it.path] == 0]
+    train_detector(enc, [it for it in items if fold[it.path] == 1], out=tmp_path / "f0.pt", config=cfg,
+                   progress=False, log=lambda s: None)
+    m = load_model(tmp_path / "f0.pt", kind="detector")
+    again = validation_spans([(m.encoder, m.head)], m.frontend, held, mode="file",
+                             val_files=[it.path for it in held], fraction=0.0)
+    for p, sp in again.items():
+        np.testing.assert_allclose(spans[p].scores, sp.scores, rtol=0, atol=1e-6)
+    ck = train_detector_cv(enc, items, out=tmp_path / "cv.pt", folds=2, config=cfg, progress=False,
+                           log=lambda s: None).detector
+    assert ck.threshold_level == "event" and ck.data["threshold_folds"] == 2
+    assert ck.validation_events["events"] == sum(len(it.events) for it in items)  # every event, not a tail's
+    assert 0 < ck.threshold < 1

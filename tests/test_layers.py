@@ -17,7 +17,7 @@ ORDER = [
     "models.backends.base", "models.backends.birdnet", "models.backends.lstm", "models.backends",
     "training.metrics", "training.dataset", "training.augment", "training.framebank", "training.train",
     "training.distill", "training.finetune",
-    "detection.regions", "detection.events", "detection.detector", "detection.backend", "detection.evaluate",
+    "detection.regions", "detection.events", "detection.detector", "detection.crossval", "detection.backend", "detection.evaluate",
     "detection.detect",
     "store.queries", "store.rows", "store.db", "store.base", "store.detections", "store.discovery", "store.curation",
     "store.store", "store", "store.export",

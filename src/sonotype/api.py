@@ -161,6 +161,9 @@ def train_detector(paths: Sequence[str | Path] | None = None, *, config: TrainDe
     note = {"inputs": list(c.paths), "annotations": str(c.annotations) if c.annotations else None,
             "threshold_files": list(c.threshold_files),
             "threshold_annotations": str(c.threshold_annotations) if c.threshold_annotations else None}
+    if backend is not None and c.threshold_folds:
+        raise ConfigError(f"--threshold-folds is for LSTM-V3 detectors for now; with --backend {name} the threshold "
+                          "is chosen on the validation split or --threshold-file")
     if backend is not None:
         from .detection.backend import train_backend_detector
         ck = train_backend_detector(backend, items, out=c.out, config=c.detector, data_note=note,
@@ -170,8 +173,16 @@ def train_detector(paths: Sequence[str | Path] | None = None, *, config: TrainDe
             log("no model report: reports describe an LSTM-V3 encoder, and this detector reads "
                 f"{backend.info.label} embeddings")
         return ck
-    ck = _train_detector(c.encoder, items, out=c.out, config=c.detector, progress=c.progress, log=log,
-                         cache_dir=c.cache_dir, data_note=note, threshold_items=held)
+    if c.threshold_folds:
+        if held:
+            raise ConfigError("give --threshold-folds or --threshold-file, not both: the threshold is chosen on "
+                              "the cross-validated training recordings or on the separate ones")
+        from .detection.crossval import train_detector_cv
+        ck = train_detector_cv(c.encoder, items, out=c.out, folds=c.threshold_folds, config=c.detector,
+                               data_note=note, cache_dir=c.cache_dir, progress=c.progress, log=log)
+    else:
+        ck = _train_detector(c.encoder, items, out=c.out, config=c.detector, progress=c.progress, log=log,
+                             cache_dir=c.cache_dir, data_note=note, threshold_items=held)
     log(f"detector checkpoint: {c.out}")
     _model_report(c.out, c.report_dir, log)
     return ck

@@ -261,6 +261,10 @@ class TrainDetectorRun:
     threshold_annotations: str | None = param(None, help="CSV of the events in the --threshold-file recordings "
                                                          "(filename,start,end in s; a file listed with empty times "
                                                          "holds none)")
+    threshold_folds: int | None = param(None, check=COUNT,
+                                        help="choose the event-level threshold by K-fold cross-validation over the "
+                                             "annotated training recordings (K >= 2; K + 1 trainings) instead of on "
+                                             "the validation split")
     detector: DetectorConfig = param(default_factory=DetectorConfig, help="detector")
     cache_dir: str | None = _cache_dir("spectrogram frame cache (--finetune; default beside --out)")
     report_dir: str = _report_dir()

@@ -351,6 +351,7 @@ def choose_detector_threshold(val_scores: np.ndarray, labels: np.ndarray, spans:
 def train_detector(encoder_path: str | Path, items: Sequence[Item], *, out: str | Path,
                    config: DetectorConfig = DetectorConfig(), data_note: dict | None = None,
                    cache_dir: str | Path | None = None, threshold_items: Sequence[Item] | None = None,
+                   event_spans: dict[str, ScoredSpan] | None = None,
                    progress: bool = True, log: Callable[[str], None] = print) -> Checkpoint:
     """Train a detector head on a frozen encoder checkpoint; write a detector checkpoint to ``out``.
 
@@ -358,6 +359,8 @@ def train_detector(encoder_path: str | Path, items: Sequence[Item], *, out: str 
     validation data and the validation metrics at that threshold. ``threshold_items``: annotated
     long recordings used only to choose the event-level threshold (whole files, never trained on),
     e.g. when the training data are short clips but the detector will run on long recordings.
+    ``event_spans``: recordings already scored by other detectors (the folds of
+    :mod:`sonotype.detection.crossval`) on which the event-level threshold is chosen instead.
     """
     set_threads(config.threads)
     device = pick_device(config.device)
@@ -435,7 +438,9 @@ def train_detector(encoder_path: str | Path, items: Sequence[Item], *, out: str 
     annotated = bool(threshold_items) or any(it.events is not None for it in items)
     wants_events = config.threshold_level == "event" or (config.threshold_level == "auto" and annotated)
     spans = {}
-    if wants_events and threshold_items:
+    if event_spans is not None:
+        spans, wants_events = dict(event_spans), True
+    elif wants_events and threshold_items:
         spans = validation_spans(members, model.frontend, threshold_items, mode="file",
                                  val_files=[it.path for it in threshold_items], fraction=0.0)
     elif wants_events and annotated:
