@@ -247,7 +247,7 @@ def main(argv=None) -> int:
         run(f"{scale} base", scale)
         if kw:
             run(" ".join(a.setting[1:]), scale, **kw)
-        return 0 if a.skip_final else final(out, Path(a.encoder), {**kw, **SCALES[scale]})
+        return 0 if a.skip_final else final(out, Path(a.encoder), {**kw, **SCALES[scale]}, folds=a.threshold_folds)
     print("== validation (2-fold CV on the training files); one component at a time on the base")
     base = run("base (dB, no aid)", "log")
     best_scale = max(["log", "pcen0.4", "pcen1.5"], key=lambda s: key(base if s == "log" else run(f"PCEN T={s[4:]} s", s)))
