@@ -178,13 +178,19 @@ def _wait_for_done(proc, db, n: int, *, timeout: float = 300) -> None:
                          f"({proc.poll()}: {proc.stderr.read() if proc.poll() is not None else ''})")
 
 
-@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc to find the worker processes")
-def test_a_killed_worker_loses_nothing_and_the_rerun_completes_exactly_once(corpus, tmp_path):
-    db = f"sqlite:///{tmp_path / 'killed_worker.db'}"
+def _two_workers_running(corpus, db):
+    """`detect --workers 2` started, once a file is done: (the writer process, its two worker pids)."""
     proc = _cli(corpus, db, "--workers", "2")
     _wait_for_done(proc, db, 1)
     workers = _pool_workers(proc.pid)
     assert len(workers) == 2 and proc.poll() is None
+    return proc, workers
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc to find the worker processes")
+def test_a_killed_worker_loses_nothing_and_the_rerun_completes_exactly_once(corpus, tmp_path):
+    db = f"sqlite:///{tmp_path / 'killed_worker.db'}"
+    proc, workers = _two_workers_running(corpus, db)
     os.kill(workers[0], signal.SIGKILL)
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 1, err  # the files in flight were not finished: exit status 1, and it says so
@@ -200,10 +206,7 @@ def test_a_killed_worker_loses_nothing_and_the_rerun_completes_exactly_once(corp
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc to find the worker processes")
 def test_a_killed_writer_takes_its_workers_with_it_and_the_rerun_completes(corpus, tmp_path):
     db = f"sqlite:///{tmp_path / 'killed_writer.db'}"
-    proc = _cli(corpus, db, "--workers", "2")
-    _wait_for_done(proc, db, 1)
-    workers = _pool_workers(proc.pid)
-    assert len(workers) == 2 and proc.poll() is None
+    proc, workers = _two_workers_running(corpus, db)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     deadline = time.time() + 30
