@@ -28,6 +28,7 @@ from .config import (
     ExportLabelsRun,
     ExportRun,
     FrontEndChoice,
+    FuseDetectorsRun,
     InfoRun,
     ReportRun,
     RunsRun,
@@ -161,13 +162,10 @@ def train_detector(paths: Sequence[str | Path] | None = None, *, config: TrainDe
     note = {"inputs": list(c.paths), "annotations": str(c.annotations) if c.annotations else None,
             "threshold_files": list(c.threshold_files),
             "threshold_annotations": str(c.threshold_annotations) if c.threshold_annotations else None}
-    if backend is not None and c.threshold_folds:
-        raise ConfigError(f"--threshold-folds is for LSTM-V3 detectors for now; with --backend {name} the threshold "
-                          "is chosen on the validation split or --threshold-file")
     if backend is not None:
         from .detection.backend import train_backend_detector
         ck = train_backend_detector(backend, items, out=c.out, config=c.detector, data_note=note,
-                                    progress=c.progress, log=log, threshold_items=held)
+                                    progress=c.progress, log=log, threshold_items=held, folds=c.threshold_folds)
         log(f"detector checkpoint: {c.out} (on {backend.info.key})")
         if c.report_dir:
             log("no model report: reports describe an LSTM-V3 encoder, and this detector reads "
@@ -188,11 +186,23 @@ def train_detector(paths: Sequence[str | Path] | None = None, *, config: TrainDe
     return ck
 
 
+def fuse_detectors(paths: Sequence[str | Path] | None = None, *, config: FuseDetectorsRun | None = None,
+                   log: Callable[[str], None] = print, **kw) -> Checkpoint:
+    """One detector from several (``sonotype fuse-detectors``; fields: :class:`~sonotype.config.FuseDetectorsRun`):
+    see :mod:`sonotype.detection.fusion`."""
+    from .detection.fusion import fuse_detectors as fuse
+    c = _config(FuseDetectorsRun, config, paths, **kw)
+    held = _threshold_items(c, [], log)
+    if held is not None and c.threshold is not None:
+        raise ConfigError("give --threshold or --threshold-file, not both: the threshold is either given or chosen")
+    return fuse(c.paths, out=c.out, weights=c.weights or None, threshold=c.threshold, threshold_items=held, log=log)
+
+
 def evaluate(paths: Sequence[str | Path] | None = None, *, config: EvaluateRun | None = None,
              log: Callable[[str], None] = print, **kw) -> dict:
     """Window-level scores of a detector against labels (``sonotype evaluate``; fields:
     :class:`~sonotype.config.EvaluateRun`). ``min_overlap`` None: the value the detector was trained with."""
-    from .detection.backend import load_detector
+    from .detection.fusion import load_detector
     c = _config(EvaluateRun, config, paths, **kw)
     m = load_detector(c.model)
     items = _labelled_items(c, log)

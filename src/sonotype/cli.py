@@ -44,6 +44,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("TrainRun", "self-supervised encoder training (next-frame prediction)"),
     "distill": ("DistillRun", "teach the LSTM-V3 encoder a pretrained backend's embeddings on unlabelled audio"),
     "train-detector": ("TrainDetectorRun", "vocalisation-vs-noise detector on a frozen encoder"),
+    "fuse-detectors": ("FuseDetectorsRun", "one detector from several: their window scores combined (weighted "
+                                           "geometric mean), threshold chosen on out-of-sample scores"),
     "evaluate": ("EvaluateRun", "window-level confusion matrix, precision, recall, F1, PR curve"),
     "detect": ("DetectRun", "find non-silent regions in long recordings into a database (resumable)"),
     "export": ("ExportRun", "regions as Raven/Audacity tables, CSV/Parquet, or joined non-silent WAVs"),

@@ -263,12 +263,35 @@ class TrainDetectorRun:
                                                          "holds none)")
     threshold_folds: int | None = param(None, check=COUNT,
                                         help="choose the event-level threshold by K-fold cross-validation over the "
-                                             "annotated training recordings (K >= 2; K + 1 trainings) instead of on "
+                                             "annotated training recordings (K >= 2; LSTM-V3: K + 1 trainings; on a "
+                                             "backend: K more logistic fits on the same embeddings) instead of on "
                                              "the validation split")
     detector: DetectorConfig = param(default_factory=DetectorConfig, help="detector")
     cache_dir: str | None = _cache_dir("spectrogram frame cache (--finetune; default beside --out)")
     report_dir: str = _report_dir()
     progress: bool = _progress()
+
+
+@dataclass(frozen=True, kw_only=True)
+class FuseDetectorsRun:
+    """``sonotype fuse-detectors``: one detector from several, their window scores combined."""
+
+    paths: tuple[str, ...] = param(positional=True, metavar="DETECTOR",
+                                   help="detector checkpoints (two or more); the first one's windows are the fused "
+                                        "detector's: put the one that localises calls best first")
+    out: str = param(help="fused detector checkpoint to write (.pt)")
+    weights: tuple[float, ...] = param((), nargs="+", check=Number(lo=0, hi=1),
+                                       help="one weight per detector, summing to 1 (default: equal): the fused score "
+                                            "is the product of the members' scores to these powers")
+    threshold: float | None = param(None, check=PROBABILITY,
+                                    help="the fused detector's threshold as given (default: chosen at event level "
+                                         "on out-of-sample scores, see --threshold-file)")
+    threshold_files: tuple[str, ...] = same_as(TrainDetectorRun, "threshold_files", help=(
+        "a long annotated recording none of the detectors trained on, on which the fused threshold is chosen "
+        "(repeatable; without it: the members' own kept validation or cross-validation scores of the recordings "
+        "they share)"))
+    threshold_annotations: str | None = same_as(TrainDetectorRun, "threshold_annotations")
+    channel: int | None = _channel()
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -38,7 +38,8 @@ from ..models.lstm_v3 import DetectorHead
 from ..runtime import set_threads
 from ..training.dataset import IGNORE, Item
 from ..training.finetune import LabelledWindows
-from .detector import DetectorConfig, _val_mode, choose_detector_threshold, split_windows, validation_start
+from .crossval import fold_of_files
+from .detector import DetectorConfig, _val_mode, choose_detector_threshold, kept_spans, split_windows, validation_start
 from .events import ScoredSpan
 
 
@@ -109,13 +110,15 @@ def _labelled(files: Sequence[EmbeddedFile]) -> LabelledWindows:
 
 def train_backend_detector(backend: Backend, items: Sequence[Item], *, out: str | Path,
                            config: DetectorConfig = DetectorConfig(), data_note: dict | None = None,
-                           threshold_items: Sequence[Item] | None = None, progress: bool = True,
-                           log: Callable[[str], None] = print) -> Checkpoint:
+                           threshold_items: Sequence[Item] | None = None, folds: int | None = None,
+                           progress: bool = True, log: Callable[[str], None] = print) -> Checkpoint:
     """Train a logistic head on ``backend``'s embeddings of ``items``; write a detector checkpoint to ``out``.
 
     As :func:`~sonotype.detection.detector.train_detector` (validation split, window- then event-level
     threshold, ``threshold_items``: annotated recordings used only to choose the event threshold), with the
-    head of :func:`fit_logistic_head` (``config.head_c``). Options of the LSTM path are refused.
+    head of :func:`fit_logistic_head` (``config.head_c``). Options of the LSTM path are refused. ``folds``: choose the event threshold on every annotated recording
+    scored by a head fitted without its fold (as :mod:`~sonotype.detection.crossval`; the embeddings are
+    made once, so each fold costs one logistic fit).
     """
     config.check_backend_options(backend.info.name)
     set_threads(config.threads)
@@ -137,7 +140,21 @@ def train_backend_detector(backend: Backend, items: Sequence[Item], *, out: str 
     annotated = bool(threshold_items) or any(it.events is not None for it in items)
     wants_events = config.threshold_level == "event" or (config.threshold_level == "auto" and annotated)
     spans = {}
-    if wants_events and threshold_items:
+    if folds and threshold_items:
+        raise ConfigError("give --threshold-folds or --threshold-file, not both: the threshold is chosen on one of them")
+    if folds:
+        fold = fold_of_files(items, folds=folds, seed=config.seed)
+        for k in range(folds):
+            rest = [f for f in files if fold.get(f.item.path) != k]
+            fit = _labelled(rest)
+            fold_head = fit_logistic_head(fit.data, fit.y, c=config.head_c, balance=config.balance, seed=config.seed)
+            for f in files:
+                if fold.get(f.item.path) == k:
+                    spans[f.item.path] = ScoredSpan(head_scores(fold_head, f.embeddings), f.grid, 0, f.item.frames,
+                                                    tuple(f.item.events))
+        log(f"threshold folds: {len(spans)} annotated recording(s) scored by heads fitted without their fold")
+        wants_events = True
+    elif wants_events and threshold_items:
         for it in threshold_items:
             f = embed_file(backend, it, min_overlap=config.min_overlap)
             spans[it.path] = ScoredSpan(head_scores(head, f.embeddings), f.grid, 0, it.frames, tuple(it.events))
@@ -158,7 +175,9 @@ def train_backend_detector(backend: Backend, items: Sequence[Item], *, out: str 
         validation=val_summary, val_split=mode, threshold_level=level, window_threshold=window_threshold,
         validation_events=val_events, train_files=tuple(it.path for it in items if it.path not in set(val_files)),
         val_files=tuple(val_files), threshold_files=tuple(it.path for it in threshold_items or ()),
-        data=data_note or {}, backend=info.to_dict())
+        data=data_note or {}, backend=info.to_dict(),
+        threshold_source="folds" if folds else "files" if threshold_items else "validation",
+        threshold_spans=kept_spans(spans, level))
     rates = [it.sample_rate for it in items]
     ck = Checkpoint(kind="detector", encoder_config=None, frontend=None, encoder={},
                     channel=items[0].channel if len({it.channel for it in items}) == 1 else None,

@@ -14,6 +14,7 @@ from ..models.checkpoint import LoadedModel
 from ..models.embed import file_scores
 from ..models.infer import Scorer
 from .backend import BackendDetector
+from .fusion import FusedDetector
 from .regions import Region, RegionRule, find_regions
 
 
@@ -48,8 +49,9 @@ def detect_file(model: LoadedModel | BackendDetector, path: str | Path, *, rule:
     """
     t0 = time.perf_counter()
     rec = recording or open_recording(path, channel=channel)
-    if isinstance(model, BackendDetector):
-        scores = model.file_scores(path, channel=rec.channel, batch=batch)
+    if isinstance(model, (BackendDetector, FusedDetector)):
+        scores = (model.file_scores(path, channel=rec.channel, batch=batch) if isinstance(model, BackendDetector)
+                  else model.file_scores(path, channel=rec.channel, sample_rate=rec.sample_rate))
         regions = find_regions(scores, model.grid(rec.sample_rate), rule=rule, n_samples=rec.frames)
         return FileDetection(rec, scores, tuple(regions), time.perf_counter() - t0)
     framing = framing_for(model.frontend, rec.sample_rate, path)

@@ -28,7 +28,7 @@ from ..errors import ConfigError, DataError
 from ..features.frontend import SCALES, FrontEnd
 from ..models.backends import BACKENDS
 from ..models.backends.base import check_speedup
-from ..models.checkpoint import Checkpoint, DetectorPart, EnsembleMember, load_model
+from ..models.checkpoint import Checkpoint, DetectorPart, EnsembleMember, ThresholdSpan, load_model
 from ..models.embed import embed_windows, file_embeddings, head_scores
 from ..models.lstm_v3 import DetectorHead, Encoder
 from ..runtime import set_threads
@@ -348,6 +348,17 @@ def choose_detector_threshold(val_scores: np.ndarray, labels: np.ndarray, spans:
     return threshold, level, window_threshold, val_events, val_summary
 
 
+def kept_spans(spans: dict[str, ScoredSpan] | None, level: str) -> tuple[ThresholdSpan, ...]:
+    """The scored stretches an event-level threshold was chosen on, as the checkpoint keeps them (none for a
+    window-level threshold)."""
+    if level != "event" or not spans:
+        return ()
+    return tuple(ThresholdSpan(path=str(p), sample_rate=float(sp.framing.sample_rate), first_window=int(sp.first_window),
+                               n_samples=int(sp.n_samples), scores=torch.as_tensor(np.asarray(sp.scores, np.float32)),
+                               events=tuple((float(e.start), float(e.end)) for e in sp.events))
+                 for p, sp in spans.items())
+
+
 def train_detector(encoder_path: str | Path, items: Sequence[Item], *, out: str | Path,
                    config: DetectorConfig = DetectorConfig(), data_note: dict | None = None,
                    cache_dir: str | Path | None = None, threshold_items: Sequence[Item] | None = None,
@@ -456,7 +467,9 @@ def train_detector(encoder_path: str | Path, items: Sequence[Item], *, out: str 
         threshold_level=level, window_threshold=window_threshold, validation_events=val_events,
         finetuned=bool(config.finetune), ensemble=ensemble,
         train_files=tuple(it.path for it in items if it.path not in set(val_files)), val_files=tuple(val_files),
-        threshold_files=tuple(it.path for it in threshold_items or ()), data=data_note or {})
+        threshold_files=tuple(it.path for it in threshold_items or ()), data=data_note or {},
+        threshold_source="folds" if event_spans is not None else "files" if threshold_items else "validation",
+        threshold_spans=kept_spans(spans, level))
     ck = model.checkpoint.renewed(
         kind="detector", encoder_checkpoint=str(encoder_path), detector=part, optimizer=None, rng_torch=None,
         frontend=model.frontend,  # the scale the detector was trained on (detect uses the same)

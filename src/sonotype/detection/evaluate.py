@@ -16,25 +16,31 @@ from ..training import metrics
 from ..training.dataset import IGNORE, Item
 from .backend import BackendDetector
 from .detector import DetectorConfig
+from .fusion import FusedDetector
 
 
-def evaluate_detector(model: LoadedModel | BackendDetector, items: Sequence[Item], *, threshold: float | None = None,
+def evaluate_detector(model: LoadedModel | BackendDetector | FusedDetector, items: Sequence[Item], *, threshold: float | None = None,
                       min_overlap: float | None = None, progress: bool = True) -> dict:
     """Score every window of ``items`` and compare with their labels at the model's threshold.
 
     Returns a JSON-able dict: the metrics of :func:`metrics.summary` plus per-file counts. A detector on a
-    pretrained backend is scored on the backend's windows, labelled by the same rule.
+    pretrained backend is scored on the backend's windows, a fused one on its first member's, labelled by the
+    same rule (the first member's ``min_overlap``).
     """
-    det = model.checkpoint.detector
+    dets = ([m.checkpoint.detector for m in model.members] if isinstance(model, FusedDetector)
+            else [model.checkpoint.detector] if model.checkpoint.detector else [])
     thr = model.threshold if threshold is None else float(threshold)
-    trained_with = DetectorConfig.from_dict(det.config if det else {})
+    trained_with = DetectorConfig.from_dict(dets[0].config if dets else {})
     mo = trained_with.min_overlap if min_overlap is None else min_overlap
-    trained_on = set(det.train_files) | set(det.val_files) if det else set()
+    trained_on = {f for det in dets for f in (*det.train_files, *det.val_files)}
     leaked = [it.path for it in items if it.path in trained_on]
     scores, labels, per_file = [], [], []
     for it in tqdm(items, desc="evaluating", unit="file", disable=not progress, leave=False):
         if isinstance(model, BackendDetector):
             s, framing = model.file_scores(it.path, channel=it.channel), model.grid(it.sample_rate)
+        elif isinstance(model, FusedDetector):
+            s = model.file_scores(it.path, channel=it.channel, sample_rate=it.sample_rate)
+            framing = model.grid(it.sample_rate)
         else:
             s = file_scores(model, it.path, channel=it.channel, sample_rate=it.sample_rate)
             framing = model.frontend.at_rate(it.sample_rate)

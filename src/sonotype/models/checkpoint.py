@@ -5,13 +5,19 @@ a ``torch.save`` of a plain dict (tensors, numbers, strings, lists, dicts), load
 ``weights_only=True`` so that opening a checkpoint never runs code from it. The layout (version
 ``CHECKPOINT_VERSION``; optional entries are left out when empty)::
 
-    format: "sonotype"   version: 1   kind: "encoder" | "detector"   sonotype_version, created (ISO, UTC)
+    format: "sonotype"   version: 1   kind: "encoder" | "detector" | "fusion"   sonotype_version, created (ISO, UTC)
     encoder_config (EncoderConfig), frontend (FrontEnd), channel, data (files, sample_rate, notes...)
     encoder, predictor (state dicts), [train_config], history, [epoch], [optimizer], [rng_torch]
     [model_version], [encoder_checkpoint], [distill: teacher, config, student_init, head, target_mean/std]
     [detector: head, dropout, hidden, threshold, config, history, validation, val_split, threshold_level,
                window_threshold, validation_events, finetuned, ensemble [{head, encoder}], train_files,
-               val_files, threshold_files, data, [backend]]
+               val_files, threshold_files, data, [backend], threshold_source,
+               threshold_spans [{path, sample_rate, first_window, n_samples, scores, events}]]
+    [fusion: members [whole detector checkpoints], weights, threshold, member_paths, threshold_source,
+             validation_events, threshold_files]
+
+A fused detector (kind "fusion", :mod:`sonotype.detection.fusion`) holds its member detectors' whole
+checkpoints and no encoder of its own.
 
 A detector on a pretrained embedding backend (``detector.backend``: the backend's ``BackendInfo.to_dict()``)
 holds no LSTM encoder: its ``encoder_config`` and ``frontend`` are left out and ``encoder`` is empty; its
@@ -46,7 +52,7 @@ from .lstm_v3 import DetectorHead, Encoder, EncoderConfig, NextFramePredictor
 
 CHECKPOINT_FORMAT = "sonotype"
 CHECKPOINT_VERSION = 1
-KINDS = ("encoder", "detector")
+KINDS = ("encoder", "detector", "fusion")
 
 StateDict = Mapping[str, torch.Tensor]
 
@@ -177,6 +183,41 @@ class EnsembleMember(_Part):
 
 
 @dataclass(frozen=True, eq=False)
+class ThresholdSpan(_Part):
+    """One scored stretch of an annotated recording that a detector's event threshold was chosen on, kept so
+    that the detector can later be combined with others on out-of-sample scores (:mod:`sonotype.detection.fusion`).
+
+    ``scores`` ``(N,)`` float32: P(vocalisation) of windows ``first_window .. first_window + N - 1`` of the
+    detector's own grid at ``sample_rate`` Hz; ``n_samples``: the recording's length; ``events``: its
+    annotated ``(start, end)`` seconds."""
+
+    path: str
+    sample_rate: float
+    first_window: int
+    n_samples: int
+    scores: torch.Tensor
+    events: tuple[tuple[float, float], ...] = ()
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "sample_rate": self.sample_rate, "first_window": self.first_window,
+                "n_samples": self.n_samples, "scores": self.scores, "events": [list(e) for e in self.events]}
+
+    @classmethod
+    def _read(cls, f: _Fields) -> "ThresholdSpan":
+        scores = f.get("scores", torch.Tensor, "a 1-d tensor of window scores")
+        if scores.ndim != 1:
+            raise f.fail("scores", f"has shape {tuple(scores.shape)}; expected one score per window (1-d)")
+        events = f.get("events", (list, tuple), "a list of [start, end] seconds", ())
+        if not all(isinstance(e, (list, tuple)) and len(e) == 2 and all(isinstance(t, (int, float)) for t in e)
+                   for e in events):
+            raise f.fail("events", "holds something other than [start, end] pairs of seconds")
+        return cls(path=f.get("path", str, "a file path"), sample_rate=f.number("sample_rate", "a rate in Hz"),
+                   first_window=f.get("first_window", int, "a window index"),
+                   n_samples=f.get("n_samples", int, "a length in samples"), scores=scores,
+                   events=tuple((float(a), float(b)) for a, b in events))
+
+
+@dataclass(frozen=True, eq=False)
 class DetectorPart(_Part):
     """The detector of a detector checkpoint: head weights and shape, threshold, and how they were chosen.
 
@@ -187,7 +228,10 @@ class DetectorPart(_Part):
     ``window_threshold`` are None in hand-made checkpoints; ``ensemble`` and ``threshold_files`` are
     empty in checkpoints from before seed ensembles. ``backend``: None for the LSTM-V3 encoder (the
     checkpoint's own); for a pretrained backend its ``BackendInfo.to_dict()`` (name, version, rate,
-    window, hop, dim, speed-up, key), read back with ``BackendInfo.from_dict``.
+    window, hop, dim, speed-up, key), read back with ``BackendInfo.from_dict``. ``threshold_spans``: the
+    scored stretches the event threshold was chosen on (validation tails, threshold recordings or
+    cross-validation folds, as ``threshold_source`` says: all outside the head's training data); empty when
+    the threshold was chosen at window level, and in checkpoints from before they were kept.
     """
 
     head: StateDict
@@ -208,9 +252,13 @@ class DetectorPart(_Part):
     threshold_files: tuple[str, ...] = ()
     data: Mapping[str, Any] = field(default_factory=dict)
     backend: Mapping[str, Any] | None = None
+    threshold_source: str | None = None  # validation | files | folds
+    threshold_spans: tuple[ThresholdSpan, ...] = ()
 
     def to_dict(self) -> dict:
-        return {**({} if self.backend is None else {"backend": dict(self.backend)}), "head": dict(self.head), "dropout": self.dropout, "hidden": self.hidden, "threshold": self.threshold,
+        return {**({} if self.backend is None else {"backend": dict(self.backend)}),
+                "threshold_source": self.threshold_source,
+                "threshold_spans": [sp.to_dict() for sp in self.threshold_spans], "head": dict(self.head), "dropout": self.dropout, "hidden": self.hidden, "threshold": self.threshold,
                 "config": dict(self.config), "history": [dict(h) for h in self.history],
                 "validation": self.validation, "val_split": self.val_split, "threshold_level": self.threshold_level,
                 "window_threshold": self.window_threshold, "validation_events": self.validation_events,
@@ -221,6 +269,7 @@ class DetectorPart(_Part):
     @classmethod
     def _read(cls, f: _Fields) -> "DetectorPart":
         members = f.get("ensemble", (list, tuple), "a list of {head, encoder} dicts", ())
+        spans = f.get("threshold_spans", (list, tuple), "a list of scored-stretch dicts", ())
         return cls(
             head=f.state("head"), threshold=f.number("threshold", "a score threshold in [0, 1]"),
             dropout=f.number("dropout", "a dropout probability", 0.5), hidden=f.get("hidden", int, "a width", 0),
@@ -235,7 +284,10 @@ class DetectorPart(_Part):
                            for i, m in enumerate(members)),
             train_files=f.strings("train_files"), val_files=f.strings("val_files"),
             threshold_files=f.strings("threshold_files"), data=f.get("data", dict, "a dict of notes", {}),
-            backend=f.get("backend", dict, "a BackendInfo dict", None, none=True))
+            backend=f.get("backend", dict, "a BackendInfo dict", None, none=True),
+            threshold_source=f.get("threshold_source", str, "'validation', 'files' or 'folds'", None, none=True),
+            threshold_spans=tuple(ThresholdSpan._read(_Fields(sp, f.source, f"{f.prefix}threshold_spans[{i}]."))
+                                  for i, sp in enumerate(spans)))
 
 
 @dataclass(frozen=True, eq=False)
@@ -293,6 +345,7 @@ class Checkpoint(_Part):
     encoder_checkpoint: str | None = None
     distill: DistillPart | None = None
     detector: DetectorPart | None = None
+    fusion: FusionPart | None = None
     sonotype_version: str = __version__
     created: str = field(default_factory=_now)
     source: str | None = None
@@ -303,9 +356,12 @@ class Checkpoint(_Part):
         if (self.kind == "detector") != (self.detector is not None):
             raise ConfigError(f"a {self.kind} checkpoint {'needs' if self.kind == 'detector' else 'has no'} a "
                               "detector part; give kind='detector' together with detector=DetectorPart(...)")
-        if (self.encoder_config is None or self.frontend is None) and not self.on_backend:
+        if (self.kind == "fusion") != (self.fusion is not None):
+            raise ConfigError(f"a {self.kind} checkpoint {'needs' if self.kind == 'fusion' else 'has no'} a fusion "
+                              "part; give kind='fusion' together with fusion=FusionPart(...)")
+        if (self.encoder_config is None or self.frontend is None) and not (self.on_backend or self.fusion):
             raise ConfigError("a checkpoint without encoder_config or frontend must be a detector on a pretrained "
-                              "backend (detector=DetectorPart(..., backend=BackendInfo.to_dict()))")
+                              "backend (detector=DetectorPart(..., backend=BackendInfo.to_dict())) or a fusion")
         object.__setattr__(self, "history", tuple(self.history))
 
     @property
@@ -328,7 +384,8 @@ class Checkpoint(_Part):
             "encoder_checkpoint": self.encoder_checkpoint, "encoder": dict(self.encoder),
             "predictor": dict(self.predictor), "optimizer": self.optimizer, "rng_torch": self.rng_torch,
             "distill": None if self.distill is None else self.distill.to_dict(),
-            "detector": None if self.detector is None else self.detector.to_dict()}
+            "detector": None if self.detector is None else self.detector.to_dict(),
+            "fusion": None if self.fusion is None else self.fusion.to_dict()}
         return {k: v for k, v in d.items() if v is not None or k == "channel"}
 
     def save(self, path: str | Path) -> Path:
@@ -348,11 +405,14 @@ class Checkpoint(_Part):
         kind = f.get("kind", str, f"one of {KINDS}")
         if kind not in KINDS:
             raise f.fail("kind", f"is {kind!r}; expected one of {KINDS}")
-        det, dis = f.part("detector"), f.part("distill")
+        det, dis, fus = f.part("detector"), f.part("distill"), f.part("fusion")
+        if (kind == "fusion") != (fus is not None):
+            raise f.fail("fusion", f"is {'missing' if fus is None else 'present'} in a {kind} checkpoint")
         if (kind == "detector") != (det is not None):
             raise f.fail("detector", f"is {'missing' if det is None else 'present'} in a {kind} checkpoint")
         part = None if det is None else DetectorPart._read(det)
-        optional = ... if part is None or part.backend is None else None  # a backend detector has no encoder
+        # a backend detector and a fusion have no encoder of their own
+        optional = None if fus is not None or (part is not None and part.backend is not None) else ...
         enc_cfg = f.get("encoder_config", dict, "an EncoderConfig dict", optional)
         try:
             enc_cfg = None if enc_cfg is None else EncoderConfig.from_dict(enc_cfg)
@@ -375,8 +435,61 @@ class Checkpoint(_Part):
             model_version=f.get("model_version", str, "a name", None, none=True),
             encoder_checkpoint=f.get("encoder_checkpoint", str, "a checkpoint path", None, none=True),
             distill=None if dis is None else DistillPart._read(dis), detector=part,
+            fusion=None if fus is None else FusionPart._read(fus),
             sonotype_version=f.get("sonotype_version", str, "a version string", ""),
             created=f.get("created", str, "an ISO time", ""), source=source)
+
+
+@dataclass(frozen=True, eq=False)
+class FusionPart(_Part):
+    """Detectors whose window scores are fused, ``s = prod_i s_i ** w_i`` on the first member's window grid
+    (:mod:`sonotype.detection.fusion`). ``members``: the detectors' whole checkpoints (no fusion inside a
+    fusion); ``weights``: one per member, summing to 1; ``threshold``: on the fused score; ``member_paths``:
+    the files the members were read from; ``threshold_source``: 'given', 'files' (annotated recordings
+    scored for the choice) or 'members' (the members' own out-of-sample threshold spans);
+    ``validation_events``: the event scores at the chosen threshold."""
+
+    members: tuple[Checkpoint, ...]
+    weights: tuple[float, ...]
+    threshold: float
+    member_paths: tuple[str, ...] = ()
+    threshold_source: str | None = None
+    validation_events: Mapping[str, Any] | None = None
+    threshold_files: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if len(self.members) < 2 or len(self.weights) != len(self.members):
+            raise ConfigError(f"a fusion needs two or more member detectors and one weight each; got "
+                              f"{len(self.members)} member(s) and {len(self.weights)} weight(s)")
+        if any(m.kind != "detector" for m in self.members):
+            raise ConfigError("fusion members must be detector checkpoints (no encoder-only or nested fusion)")
+        if any(not (w >= 0) for w in self.weights) or not math.isclose(sum(self.weights), 1.0, abs_tol=1e-6):
+            raise ConfigError(f"fusion weights {list(self.weights)}: expected non-negative weights summing to 1")
+
+    def to_dict(self) -> dict:
+        return {"members": [m.to_dict() for m in self.members], "weights": [float(w) for w in self.weights],
+                "threshold": self.threshold, "member_paths": list(self.member_paths),
+                "threshold_source": self.threshold_source, "validation_events": self.validation_events,
+                "threshold_files": list(self.threshold_files)}
+
+    @classmethod
+    def _read(cls, f: _Fields) -> "FusionPart":
+        members = f.get("members", (list, tuple), "a list of detector checkpoint dicts")
+        weights = f.get("weights", (list, tuple), "a list of member weights")
+        if not all(isinstance(w, (int, float)) and not isinstance(w, bool) for w in weights):
+            raise f.fail("weights", "holds non-numbers; expected one weight per member")
+        try:
+            return cls(members=tuple(Checkpoint.from_dict(m, source=f"{f.source} ({f.prefix}members[{i}])")
+                                     for i, m in enumerate(members)),
+                       weights=tuple(float(w) for w in weights),
+                       threshold=f.number("threshold", "a score threshold in [0, 1]"),
+                       member_paths=f.strings("member_paths"),
+                       threshold_source=f.get("threshold_source", str, "'given', 'files' or 'members'", None,
+                                              none=True),
+                       validation_events=f.get("validation_events", dict, "an event-scores dict", None, none=True),
+                       threshold_files=f.strings("threshold_files"))
+        except ConfigError as e:
+            raise f.fail("members", f"do not make a fusion ({e})") from e
 
 
 def load_checkpoint(path: str | Path, *, kind: str | None = None) -> Checkpoint:
@@ -398,7 +511,7 @@ def load_checkpoint(path: str | Path, *, kind: str | None = None) -> Checkpoint:
         raise CheckpointError(f"{p}: checkpoint version {raw.get('version')!r}, this sonotype reads version "
                               f"{CHECKPOINT_VERSION}; retrain or use a matching sonotype release")
     ck = Checkpoint.from_dict({k: v for k, v in raw.items() if k not in ("format", "version")}, source=str(p))
-    if kind == "detector" and ck.detector is None:
+    if kind == "detector" and ck.detector is None and ck.fusion is None:
         raise CheckpointError(f"{p}: holds an encoder only; train a detector on it with `sonotype train-detector`")
     return ck
 
@@ -449,7 +562,15 @@ def build_predictor(ck: Checkpoint) -> NextFramePredictor:
 
 def load_model(path: str | Path, *, kind: str | None = None) -> LoadedModel:
     """Load an encoder or detector checkpoint for inference (eval mode, CPU)."""
-    ck = load_checkpoint(path, kind=kind)
+    return build_model(load_checkpoint(path, kind=kind), path)
+
+
+def build_model(ck: Checkpoint, path: str | Path) -> LoadedModel:
+    """The encoder (and head) of a checkpoint already read, e.g. a member of a fusion; ``path``: where it came from."""
+    if ck.fusion is not None:
+        raise CheckpointError(f"{path}: a fusion of {len(ck.fusion.members)} detectors, with no encoder of its own: "
+                              "`sonotype detect` and `sonotype evaluate-events` take it; for commands that embed "
+                              "with an encoder give an encoder checkpoint (--model ENCODER.pt)")
     if ck.on_backend:
         raise CheckpointError(f"{path}: a detector on the {ck.detector.backend.get('name')!r} embedding backend, with "
                               "no LSTM encoder of its own: `sonotype detect` and `sonotype evaluate` take it; for "

@@ -18,8 +18,9 @@ from typing import Callable, Iterator, Sequence
 from tqdm.auto import tqdm
 
 from ..audio.io import DEFAULT_BLOCK, Recording, file_hash, open_recording
-from ..detection.backend import BackendDetector, load_detector
+from ..detection.backend import BackendDetector
 from ..detection.detect import default_rule, detect_file
+from ..detection.fusion import FusedDetector, check_fusable, load_detector
 from ..detection.regions import Region, RegionRule, find_regions
 from ..errors import AudioError, ConfigError, DataError, SonotypeError
 from ..features.frontend import framing_for
@@ -107,13 +108,24 @@ def read_metadata_table(path: str | Path) -> dict[str, dict]:
     return {row.file_name(): {k: v for k, v in row.cells.items() if k != "filename" and v} for row in table.rows}
 
 
-def register(store: Store, model: LoadedModel | BackendDetector, rule: RegionRule, *, channel, batch: int) -> int:
+def register(store: Store, model: LoadedModel | BackendDetector | FusedDetector, rule: RegionRule, *, channel,
+             batch: int) -> int:
     """Register the model and the run settings; returns the run id (the same for the same model + settings).
     A detector on a pretrained backend records the backend (``BackendInfo.to_dict()``: name, version, key,
     hop, speed-up) in the model's config and in the run's settings, where an LSTM run records its front end."""
     ck = model.checkpoint
     det = ck.detector
     chan = "auto" if channel in (None, "auto") else int(channel)
+    if isinstance(model, FusedDetector):
+        fusion = model.describe()
+        model_id = store.register_model(
+            version=model_version(model), path=str(Path(model.path).resolve()), kind=ck.kind,
+            config={"fusion": fusion}, training_data={"detector_train_files": list(ck.data.files),
+                                                      "threshold_files": list(ck.fusion.threshold_files)},
+            metrics={"validation_events": ck.fusion.validation_events,
+                     "threshold_source": ck.fusion.threshold_source})
+        return store.get_or_create_run(model_id=model_id, settings={"fusion": fusion, "rule": rule.to_dict(),
+                                                                    "channel": chan})
     if isinstance(model, BackendDetector):
         info = model.info.to_dict()
         model_id = store.register_model(
@@ -189,7 +201,7 @@ def scorer_for(model: LoadedModel, params: DetectParams) -> Scorer:
 def run_job(model: LoadedModel, params: DetectParams, job: FileJob) -> FileOutcome:
     """Detect one job's file (wherever this runs); an unreadable file is an outcome with ``error``."""
     try:
-        if isinstance(model, BackendDetector):
+        if isinstance(model, (BackendDetector, FusedDetector)):
             det = detect_file(model, job.path, rule=params.rule, recording=job.recording, batch=params.batch or 256)
         else:
             det = detect_file(model, job.path, rule=params.rule, recording=job.recording,
@@ -254,7 +266,10 @@ def detect_many(paths: Sequence[str | Path], *, model: str | Path, db: str | Sto
     m = load_detector(model, backend=backend)
     rule = rule or default_rule(m, threshold=threshold, merge_gap=merge_gap, min_duration=min_duration)
     params = DetectParams(rule=rule, batch=batch, block_frames=block_frames, device=device, bf16=bf16)
-    if isinstance(m, BackendDetector):
+    check_fusable(m, executor=executor, device=device, bf16=bf16, what=str(model))
+    if isinstance(m, FusedDetector):
+        pass
+    elif isinstance(m, BackendDetector):
         if executor is not None:
             raise ConfigError(f"{model}: a detector on the {m.info.name} backend runs in this process only; "
                               "--workers and --ray are for LSTM-V3 detectors: leave --workers 1 and no --ray")
@@ -310,7 +325,7 @@ def detect_many(paths: Sequence[str | Path], *, model: str | Path, db: str | Sto
             yield FileJob(str(f), rec_id, rec)
 
     if executor is None:  # on a GPU, windows of several files share each batch
-        gpu = not isinstance(m, BackendDetector) and scorer_for(m, params).device.type != "cpu"
+        gpu = not isinstance(m, (BackendDetector, FusedDetector)) and scorer_for(m, params).device.type != "cpu"
         executor = run_batched if gpu else run_in_process
     for out in executor(m, params, jobs()):
         f, rec = out.job.path, out.job.recording

@@ -1,0 +1,245 @@
+"""Fused detectors: the window scores of two or more detectors combined into one, ``s = prod_i s_i ** w_i``.
+
+Detectors fail differently. On right-whale upcalls a pretrained backend played x4 faster (BirdNET, windows of
+12 s of recording) tells upcalls from noise well but cannot say where in its window the call is, while the
+LSTM-V3 detector (windows of ~1.3 s every 0.5 s) localises calls but raises more false alarms. The weighted
+geometric mean, on the first member's window grid, keeps that member's timing and needs the members to agree.
+
+Each member's score at time ``t`` is interpolated linearly between its window centres (held at the end
+values beyond them) and read at the centres of the first member's windows. The threshold on the fused score
+is chosen at event level (:func:`~sonotype.detection.events.choose_event_threshold`) on scores that none of
+the members was fitted on: annotated recordings scored for the purpose (``threshold_items``), or else the
+members' own kept threshold spans (their validation tails or cross-validation folds,
+:attr:`~sonotype.models.checkpoint.DetectorPart.threshold_spans`) on the recordings they share.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ..errors import ConfigError, DataError
+from ..features.frontend import Framing, WindowGrid
+from ..models.backends import Backend
+from ..models.checkpoint import (
+    Checkpoint,
+    FusionPart,
+    LoadedModel,
+    ThresholdSpan,
+    TrainingData,
+    build_model,
+    load_checkpoint,
+)
+from ..models.infer import Scorer
+from ..training.dataset import Event, Item
+from .backend import BackendDetector, load_backend_detector
+from .backend import load_detector as load_single_detector
+from .events import ScoredSpan, choose_event_threshold
+
+#: scores are clipped to [FLOOR, 1] before the logarithm: a member certain of silence (0.0) vetoes, finitely
+FLOOR = 1e-6
+
+
+def window_centres(grid: Framing | WindowGrid, first: int, count: int) -> np.ndarray:
+    """Centres ``(count,)`` in seconds of windows ``first .. first + count - 1`` of ``grid``."""
+    t = grid.window_times(first + count)[first:]  # (count, 2)
+    return t.mean(axis=1)
+
+
+def fuse_scores(parts: Sequence[tuple[np.ndarray, np.ndarray]], weights: Sequence[float]) -> np.ndarray:
+    """Fused scores ``(N,)`` at the first part's window centres.
+
+    ``parts``: one ``(scores (n_i,), centres_s (n_i,))`` per member, the first giving the grid; ``weights``:
+    one per member, summing to 1. Each other member is interpolated linearly to the first one's centres."""
+    if len(parts) != len(weights) or len(parts) < 2:
+        raise ConfigError(f"fusing needs two or more members and one weight each; got {len(parts)} and {len(weights)}")
+    s0, t0 = parts[0]
+    logs = np.zeros(len(s0), np.float64)
+    for (s, t), w in zip(parts, weights):
+        if len(s) == 0:
+            raise DataError("a fusion member scored no window (the recording is shorter than its window)")
+        v = np.asarray(s, np.float64) if s is s0 else np.interp(t0, t, np.asarray(s, np.float64))
+        logs += w * np.log(np.clip(v, FLOOR, 1.0))
+    return np.exp(logs).astype(np.float32)
+
+
+def member_grid(member: LoadedModel | BackendDetector, sample_rate: float) -> Framing | WindowGrid:
+    """A member detector's window grid on a recording at ``sample_rate`` Hz."""
+    if isinstance(member, BackendDetector):
+        return member.grid(sample_rate)
+    return member.frontend.at_rate(sample_rate)
+
+
+@dataclass
+class FusedDetector:
+    """A fusion checkpoint ready to score: its member detectors, weights and threshold (CPU, one process)."""
+
+    path: str
+    checkpoint: Checkpoint
+    members: tuple[LoadedModel | BackendDetector, ...]
+    weights: tuple[float, ...]
+    threshold: float
+    _scorers: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def version(self) -> str:
+        return str(self.checkpoint.model_version or Path(self.path).stem)
+
+    def grid(self, sample_rate: float) -> Framing | WindowGrid:
+        """The fused scores' window grid: the first member's."""
+        return member_grid(self.members[0], sample_rate)
+
+    def member_scores(self, i: int, path: str | Path, *, channel: int, sample_rate: float,
+                      batch: int = 256) -> np.ndarray:
+        """Member ``i``'s score ``(N_i,)`` of every window of its own grid."""
+        m = self.members[i]
+        if isinstance(m, BackendDetector):
+            return m.file_scores(path, channel=channel, batch=batch)
+        if i not in self._scorers:
+            self._scorers[i] = Scorer(m, device="cpu")
+        return self._scorers[i].file_scores(path, channel=channel, sample_rate=sample_rate)
+
+    def file_scores(self, path: str | Path, *, channel: int = 0, sample_rate: float, batch: int = 256) -> np.ndarray:
+        """Fused P(vocalisation) ``(N,)`` of every window of the first member's grid."""
+        parts = []
+        for i, m in enumerate(self.members):
+            s = self.member_scores(i, path, channel=channel, sample_rate=sample_rate, batch=batch)
+            parts.append((s, window_centres(member_grid(m, sample_rate), 0, len(s))))
+        return fuse_scores(parts, self.weights)
+
+    def describe(self) -> dict:
+        """What a run records about the fusion: its weights and each member's version and backend."""
+        return {"weights": list(self.weights),
+                "members": [{"version": m.version,
+                             "backend": m.info.key if isinstance(m, BackendDetector) else "lstm-v3"}
+                            for m in self.members]}
+
+
+def _member(ck: Checkpoint, source: str, backend: Backend | None) -> LoadedModel | BackendDetector:
+    if ck.on_backend:
+        mine = backend if backend is not None and backend.info.name == ck.detector.backend.get("name") else None
+        return load_backend_detector(source, backend=mine, checkpoint=ck)
+    return build_model(ck, source)
+
+
+def load_detector(path: str | Path, *, backend: Backend | None = None
+                  ) -> LoadedModel | BackendDetector | FusedDetector:
+    """Any detector checkpoint: LSTM-V3, on a pretrained backend, or a fusion of those (``backend``: an
+    already-made backend for the member(s) on it)."""
+    ck = load_checkpoint(path, kind="detector")
+    if ck.fusion is None:
+        return load_single_detector(path, backend=backend)
+    f = ck.fusion
+    names = f.member_paths or tuple(f"member {i}" for i in range(len(f.members)))
+    members = tuple(_member(m, f"{path} ({n})", backend) for m, n in zip(f.members, names))
+    return FusedDetector(str(path), ck, members, tuple(f.weights), f.threshold)
+
+
+def _span_scored(sp: ThresholdSpan, grid: Framing | WindowGrid) -> tuple[np.ndarray, np.ndarray]:
+    s = sp.scores.numpy().astype(np.float64)
+    return s, window_centres(grid, sp.first_window, len(s))
+
+
+def fused_threshold_spans(members: Sequence[LoadedModel | BackendDetector], weights: Sequence[float]
+                          ) -> dict[str, ScoredSpan]:
+    """The fused scores of the recordings every member kept threshold spans of (out-of-sample scores), on the
+    first member's grid, over the stretch all of them cover."""
+    kept = [{sp.path: sp for sp in m.checkpoint.detector.threshold_spans} for m in members]
+    common = [p for p in kept[0] if all(p in k for k in kept[1:])]
+    out = {}
+    for p in common:
+        sps = [k[p] for k in kept]
+        grids = [member_grid(m, sp.sample_rate) for m, sp in zip(members, sps)]
+        parts = [_span_scored(sp, g) for sp, g in zip(sps, grids)]
+        # the stretch every member scored: first-member windows whose span starts after every member's start
+        start = max(g.window_times(sp.first_window + 1)[sp.first_window, 0] for g, sp in zip(grids, sps))
+        t0 = grids[0].window_times(sps[0].first_window + len(parts[0][0]))[sps[0].first_window:, 0]
+        skip = int(np.searchsorted(t0, start - 1e-9))
+        if skip >= len(t0):
+            continue
+        fused = fuse_scores(parts, weights)[skip:]
+        events = tuple(Event(a, b) for a, b in sps[0].events)
+        out[p] = ScoredSpan(fused, grids[0], sps[0].first_window + skip, sps[0].n_samples, events)
+    return out
+
+
+def fuse_detectors(paths: Sequence[str | Path], *, out: str | Path, weights: Sequence[float] | None = None,
+                   threshold: float | None = None, threshold_items: Sequence[Item] | None = None,
+                   backend: Backend | None = None, log: Callable[[str], None] = print) -> Checkpoint:
+    """Write a fusion checkpoint of the detectors at ``paths`` (the first one's windows are the fused grid).
+
+    ``weights``: one per detector (default: equal), summing to 1. The threshold: ``threshold`` as given; else
+    chosen at event level on ``threshold_items`` (annotated recordings none of the members trained on); else
+    on the members' kept threshold spans of the recordings they share (:func:`fused_threshold_spans`)."""
+    paths = [str(p) for p in paths]
+    if len(paths) < 2:
+        raise ConfigError(f"fusing needs two or more detector checkpoints; got {len(paths)}")
+    w = tuple(float(x) for x in (weights if weights else [1.0 / len(paths)] * len(paths)))
+    if len(w) != len(paths) or any(not (x >= 0) for x in w) or abs(sum(w) - 1.0) > 1e-6:
+        raise ConfigError(f"--weights {list(w)}: expected {len(paths)} non-negative weights (one per detector) "
+                          "summing to 1, e.g. --weights 0.5 0.5")
+    members = []
+    for p in paths:
+        ck = load_checkpoint(p, kind="detector")
+        if ck.fusion is not None:
+            raise ConfigError(f"{p}: already a fusion; fuse the detectors it holds instead (give their checkpoints)")
+        members.append(_member(ck, p, backend))
+    source, files, events = "given", (), None
+    if threshold is not None:
+        if not 0.0 <= threshold <= 1.0:
+            raise ConfigError(f"--threshold {threshold}: expected a score in [0, 1]")
+        thr = float(threshold)
+    else:
+        fused = FusedDetector("<fusing>", members[0].checkpoint, tuple(members), w, 0.5)
+        if threshold_items:
+            trained = {f for m in members for f in m.checkpoint.detector.train_files}
+            seen = [it.path for it in threshold_items if it.path in trained]
+            if seen:
+                raise DataError(f"threshold recording(s) {seen[:3]} were training data of a member; choose the "
+                                "threshold on recordings none of the detectors trained on")
+            if any(it.events is None for it in threshold_items):
+                raise DataError("threshold recordings need annotations (events, or none listed)")
+            spans = {it.path: ScoredSpan(fused.file_scores(it.path, channel=it.channel, sample_rate=it.sample_rate),
+                                         fused.grid(it.sample_rate), 0, it.frames, tuple(it.events))
+                     for it in threshold_items}
+            source, files = "files", tuple(it.path for it in threshold_items)
+        else:
+            spans = fused_threshold_spans(members, w)
+            if not any(sp.events for sp in spans.values()):
+                missing = [p for p, m in zip(paths, members) if not m.checkpoint.detector.threshold_spans]
+                raise DataError("cannot choose the fused threshold: the members keep no out-of-sample scores of "
+                                "shared annotated recordings"
+                                + (f" ({', '.join(missing)} keep none: trained before they were kept, or with a "
+                                   "window-level threshold)" if missing else "")
+                                + "; give --threshold-file with --threshold-annotations, or --threshold, or retrain "
+                                "the members on the same annotated recordings (e.g. both with --threshold-folds)")
+            source = "members"
+        thr, ev = choose_event_threshold(spans)
+        events = ev.to_dict()
+        log(f"fused threshold {thr:.3f} chosen at event level on {ev.hours * 60:.1f} min of out-of-sample scores "
+            f"({source}): {ev.events_found}/{ev.events} events found, event precision {ev.precision:.3f}, "
+            f"{ev.false_alarms_per_hour:.1f} false alarms/h")
+    cks = [m.checkpoint for m in members]
+    part = FusionPart(members=tuple(cks), weights=w, threshold=thr, member_paths=tuple(paths),
+                      threshold_source=source, validation_events=events, threshold_files=files)
+    data = TrainingData(tuple(dict.fromkeys(f for ck in cks for f in ck.detector.train_files)), cks[0].data.sample_rate)
+    ck = Checkpoint(kind="fusion", encoder_config=None, frontend=None, encoder={}, channel=cks[0].channel, data=data,
+                    model_version=f"{Path(out).stem}-fusion", fusion=part)
+    ck.save(out)
+    log(f"fused detector: {out} ({len(paths)} members, weights {', '.join(f'{x:g}' for x in w)}; threshold {thr:.3f})")
+    return ck
+
+
+def check_fusable(model: LoadedModel | BackendDetector | FusedDetector, *, executor, device, bf16, what: str) -> None:
+    """A fused detector runs in this process on the CPU: refuse the options that would need otherwise."""
+    if not isinstance(model, FusedDetector):
+        return
+    if executor is not None:
+        raise ConfigError(f"{what}: a fused detector runs in this process only; --workers and --ray are for LSTM-V3 "
+                          "detectors: leave --workers 1 and no --ray")
+    if device == "cuda" or bf16:
+        raise ConfigError(f"{what}: a fused detector runs on the CPU; got device={device!r}, bf16={bf16}: leave "
+                              "--device auto and no --bf16")

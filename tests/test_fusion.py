@@ -1,0 +1,230 @@
+"""Fused detectors: members' window scores combined on the first member's grid, the threshold chosen on
+out-of-sample scores (the members' kept threshold spans, or threshold recordings), detect/evaluate on it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from helpers import RMSBackend, placeholder_model, tone_with_gaps
+
+from sonotype import api, cli
+from sonotype.detection.backend import fit_logistic_head, train_backend_detector
+from sonotype.detection.crossval import fold_of_files, train_detector_cv
+from sonotype.detection.detector import DetectorConfig, train_detector, validation_spans
+from sonotype.detection.evaluate import evaluate_detector
+from sonotype.detection.events import ScoredSpan, choose_event_threshold
+from sonotype.detection.fusion import FusedDetector, fuse_detectors, fuse_scores, load_detector, window_centres
+from sonotype.detection.regions import find_regions
+from sonotype.errors import CheckpointError, ConfigError, DataError
+from sonotype.features.frontend import PRESETS
+from sonotype.models.checkpoint import load_checkpoint, load_model
+from sonotype.models.embed import file_scores, head_scores
+from sonotype.runner.batch import detect_many
+from sonotype.store import open_store
+from sonotype.training.dataset import Event, make_items
+from sonotype.training.train import TrainConfig, train_encoder
+
+CALLS = {"a.wav": ((1.0, 2.0), (3.5, 4.2)), "b.wav": ((0.5, 1.5), (4.0, 5.5)), "c.wav": ((2.0, 3.0),),
+         "d.wav": ((1.0, 1.8), (3.0, 4.5)), "e.wav": ((0.7, 2.2),), "f.wav": ((1.2, 2.0), (4.1, 5.0))}
+QUIET = dict(progress=False, log=lambda s: None)
+LOG = dict(log=lambda s: None)
+
+
+def _slow_interp(t: float, centres: np.ndarray, scores: np.ndarray) -> float:
+    if t <= centres[0]:
+        return float(scores[0])
+    if t >= centres[-1]:
+        return float(scores[-1])
+    for j in range(len(centres) - 1):
+        if centres[j] <= t <= centres[j + 1]:
+            a = (t - centres[j]) / (centres[j + 1] - centres[j])
+            return float((1 - a) * scores[j] + a * scores[j + 1])
+    raise AssertionError("unreachable")
+
+
+def _slow_fuse(parts, weights) -> np.ndarray:
+    s0, t0 = parts[0]
+    out = []
+    for i, t in enumerate(t0):
+        v = 1.0
+        for k, ((s, c), w) in enumerate(zip(parts, weights)):
+            x = float(s0[i]) if k == 0 else _slow_interp(float(t), c, s)
+            v *= max(x, 1e-6) ** w
+        out.append(v)
+    return np.array(out)
+
+
+def test_fuse_scores_against_a_slow_reference():
+    rng = np.random.default_rng(0)
+    fine_t = 0.3 + 0.5 * np.arange(40)
+    fine = rng.uniform(0, 1, 40)
+    coarse_t = 6.0 + 1.5 * np.arange(9)  # starts after and ends before the fine grid: held at its end values
+    coarse = rng.uniform(0, 1, 9)
+    coarse[3] = 0.0  # a member certain of silence vetoes (finitely)
+    third_t = np.linspace(0, 25, 7)
+    third = rng.uniform(0, 1, 7)
+    parts = [(fine, fine_t), (coarse, coarse_t), (third, third_t)]
+    for w in ((0.5, 0.5, 0.0), (0.25, 0.5, 0.25), (0.0, 1.0, 0.0)):
+        np.testing.assert_allclose(fuse_scores(parts, w), _slow_fuse(parts, w), rtol=1e-5, atol=1e-7)
+    with pytest.raises(ConfigError, match="one weight each"):
+        fuse_scores(parts, (0.5, 0.5))
+    with pytest.raises(DataError, match="scored no window"):
+        fuse_scores([(fine, fine_t), (np.zeros(0), np.zeros(0))], (0.5, 0.5))
+
+
+@pytest.fixture(scope="module")
+def members(tmp_path_factory):
+    """Six annotated 6-s recordings at 48 kHz, an encoder, an LSTM detector whose threshold was chosen by 2-fold
+    cross-validation, and an RMS-backend detector chosen the same way, both on the first five recordings."""
+    root = tmp_path_factory.mktemp("fusion")
+    files = [tone_with_gaps(root / n, calls=c, seed=i) for i, (n, c) in enumerate(CALLS.items())]
+    ann = {f.name: [Event(a, b) for a, b in CALLS[f.name]] for f in files}
+    items = make_items(files, annotations=ann)
+    enc = root / "enc.pt"
+    train_encoder(items[:5], frontend=PRESETS["dolphin"], out=enc, cache_dir=root / "cache",
+                  config=TrainConfig(epochs=2, batch_size=16, seed=0), **QUIET)
+    cfg = DetectorConfig(epochs=5, seed=0, val_split="time", val_fraction=0.5)
+    train_detector_cv(enc, items[:5], out=root / "lstm.pt", folds=2, config=cfg, **QUIET)
+    b = RMSBackend(window_s=1.0, hop_s=0.5)
+    train_backend_detector(b, items[:5], out=root / "rms.pt", config=DetectorConfig(head_c=1.0), folds=2, **QUIET)
+    return root, items, enc, b
+
+
+def test_members_keep_the_out_of_sample_scores_their_threshold_was_chosen_on(members, tmp_path):
+    root, items, enc, b = members
+    lstm = load_checkpoint(root / "lstm.pt").detector
+    assert lstm.threshold_source == "folds" and sorted(sp.path for sp in lstm.threshold_spans) == \
+        sorted(it.path for it in items[:5])
+    assert all(sp.first_window == 0 and sp.sample_rate == 48000 for sp in lstm.threshold_spans)
+    # the backend's folds: each recording scored by a head fitted by hand without its fold
+    rms = load_checkpoint(root / "rms.pt").detector
+    assert rms.threshold_source == "folds" and len(rms.threshold_spans) == 5
+    fold = fold_of_files(items[:5], folds=2, seed=0)
+    emb = {it.path: b.embed_span(it.path) for it in items[:5]}
+    grid = b.info
+    for sp in rms.threshold_spans:
+        rest = [it for it in items[:5] if fold[it.path] != fold[sp.path]]
+        xs, ys = [], []
+        for it in rest:
+            from sonotype.detection.backend import backend_grid
+            lab = it.window_labels(len(emb[it.path]), backend_grid(grid, 48000), min_overlap=0.5)
+            keep = lab >= 0
+            xs.append(emb[it.path][keep]); ys.append(lab[keep])
+        head = fit_logistic_head(np.concatenate(xs), np.concatenate(ys), c=1.0)
+        np.testing.assert_allclose(sp.scores.numpy(), head_scores(head, emb[sp.path]), atol=1e-6)
+        assert [tuple(e) for e in sp.events] == [(e.start, e.end) for e in next(
+            it for it in items if it.path == sp.path).events]
+    # the validation-tail case: the final model's scores of the tails (what the threshold was chosen on)
+    cfg = DetectorConfig(epochs=5, seed=0, val_split="time", val_fraction=0.5)
+    tail = train_detector(enc, items[:5], out=tmp_path / "tail.pt", config=cfg, **QUIET).detector
+    m = load_model(tmp_path / "tail.pt", kind="detector")
+    want = validation_spans([(m.encoder, m.head)], m.frontend, items[:5], mode="time", val_files=[],
+                            fraction=0.5)
+    assert tail.threshold_source == "validation" and len(tail.threshold_spans) == len(want)
+    for sp in tail.threshold_spans:
+        assert sp.first_window == want[sp.path].first_window > 0
+        np.testing.assert_allclose(sp.scores.numpy(), want[sp.path].scores, atol=1e-6)
+
+
+def test_fused_detector_detects_and_evaluates_as_fused_by_hand(members, tmp_path):
+    root, items, _, b = members
+    out = tmp_path / "fused.pt"
+    ck = fuse_detectors([root / "lstm.pt", root / "rms.pt"], out=out, weights=[0.6, 0.4], backend=b, **LOG)
+    # the threshold: chosen on the members' kept out-of-sample spans, fused by hand
+    lstm, rms = (load_checkpoint(root / n).detector for n in ("lstm.pt", "rms.pt"))
+    fine = load_model(root / "lstm.pt", kind="detector").frontend.at_rate(48000)
+    from sonotype.detection.backend import backend_grid
+    coarse = backend_grid(b.info, 48000)
+    spans = {}
+    for sp in lstm.threshold_spans:
+        other = next(o for o in rms.threshold_spans if o.path == sp.path)
+        parts = [(sp.scores.numpy(), window_centres(fine, 0, len(sp.scores))),
+                 (other.scores.numpy(), window_centres(coarse, 0, len(other.scores)))]
+        spans[sp.path] = ScoredSpan(_slow_fuse(parts, (0.6, 0.4)), fine, 0, sp.n_samples,
+                                    tuple(Event(a, e) for a, e in sp.events))
+    thr, ev = choose_event_threshold(spans)
+    assert ck.fusion.threshold == pytest.approx(thr, abs=1e-5) and ck.fusion.threshold_source == "members"
+    assert ck.fusion.validation_events["events"] == sum(len(CALLS[n]) for n in list(CALLS)[:5])
+    back = load_checkpoint(out, kind="detector")
+    assert back == ck and back.kind == "fusion" and back.fusion.weights == (0.6, 0.4)
+    # detect the held-out recording: regions = the rule on the by-hand fused scores, on the LSTM's grid
+    held = items[5].path
+    fused = load_detector(out, backend=b)
+    assert isinstance(fused, FusedDetector)
+    m = load_model(root / "lstm.pt", kind="detector")
+    s_lstm = file_scores(m, held, channel=0, sample_rate=48000)
+    s_rms = head_scores(fused.members[1].head, b.embed_span(held))
+    want = _slow_fuse([(s_lstm, window_centres(fine, 0, len(s_lstm))),
+                       (s_rms, window_centres(coarse, 0, len(s_rms)))], (0.6, 0.4))
+    np.testing.assert_allclose(fused.file_scores(held, channel=0, sample_rate=48000), want, atol=2e-5)
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    s = detect_many([held], model=out, db=url, backend=b, **QUIET)
+    n_samples = 6 * 48000
+    from sonotype.detection.detect import default_rule
+    rule = default_rule(fused)
+    expect = [(r.start, r.stop) for r in find_regions(want.astype(np.float32), fine, rule=rule, n_samples=n_samples)]
+    with open_store(url, read_only=True) as store:
+        run = store.run(s.run_id)
+        got = [(r.region.start, r.region.stop) for r in store.regions(run_id=s.run_id)]
+    assert got == expect and got
+    assert run.settings["fusion"]["weights"] == [0.6, 0.4]
+    assert [x["backend"] for x in run.settings["fusion"]["members"]] == ["lstm-v3", "rms@1/hop0.5"]
+    res = evaluate_detector(fused, [items[5]], progress=False)
+    assert len(want) // 2 < res["n_windows"] <= len(want) and res["files_seen_in_training"] == []  # ignored: grazing windows
+    with pytest.raises(ConfigError, match="fused detector runs in this process only"):
+        detect_many([held], model=out, db=url, backend=b, executor=lambda *a: iter(()), **QUIET)
+    with pytest.raises(CheckpointError, match="a fusion of 2 detectors"):
+        load_model(out)
+
+
+def test_the_command_line_fuses_on_threshold_recordings(members, tmp_path):
+    root, items, enc, _ = members
+    second = tmp_path / "second.pt"
+    train_detector(enc, items[:5], out=second, config=DetectorConfig(epochs=4, seed=3, hidden=8), **QUIET)
+    held = tmp_path / "held.csv"
+    held.write_text("filename,start,end\n" + "".join(f"f.wav,{a},{e}\n" for a, e in CALLS["f.wav"]))
+    out = tmp_path / "f.pt"
+    assert cli.main(["fuse-detectors", str(root / "lstm.pt"), str(second), "--weights", "0.7", "0.3", "--out",
+                     str(out), "--threshold-file", str(items[5].path), "--threshold-annotations", str(held)]) == 0
+    ck = load_checkpoint(out)
+    assert ck.fusion.threshold_source == "files" and ck.fusion.threshold_files == (str(items[5].path),)
+    fused = load_detector(out)
+    sc = fused.file_scores(items[5].path, channel=0, sample_rate=48000)
+    thr, _ = choose_event_threshold({items[5].path: ScoredSpan(sc, fused.grid(48000), 0, 6 * 48000,
+                                                               items[5].events)})
+    assert ck.fusion.threshold == pytest.approx(thr)
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    assert cli.main(["detect", str(items[5].path), "--model", str(out), "--db", url, "--quiet"]) == 0
+    assert cli.main(["detect", str(items[5].path), "--model", str(out), "--db", url, "--workers", "2",
+                     "--quiet"]) == 2
+
+
+def test_bad_fusions_are_refused_by_name(members, tmp_path):
+    root, items, _, b = members
+    lstm = root / "lstm.pt"
+    with pytest.raises(ConfigError, match="two or more detector checkpoints; got 1"):
+        fuse_detectors([lstm], out=tmp_path / "x.pt", **LOG)
+    for w, match in (([0.5], "expected 2 non-negative weights"), ([0.7, 0.7], "summing to 1")):
+        with pytest.raises(ConfigError, match=match):
+            fuse_detectors([lstm, root / "rms.pt"], out=tmp_path / "x.pt", weights=w, backend=b, **LOG)
+    placeholder = placeholder_model(tmp_path / "p.pt")
+    with pytest.raises(DataError, match=r"p\.pt keep none"):
+        fuse_detectors([lstm, placeholder], out=tmp_path / "x.pt", **LOG)
+    ok = fuse_detectors([lstm, placeholder], out=tmp_path / "given.pt", threshold=0.3, **LOG)
+    assert ok.fusion.threshold == 0.3 and ok.fusion.threshold_source == "given"
+    with pytest.raises(ConfigError, match="already a fusion"):
+        fuse_detectors([tmp_path / "given.pt", lstm], out=tmp_path / "x.pt", **LOG)
+    with pytest.raises(DataError, match="training data of a member"):
+        fuse_detectors([lstm, placeholder], out=tmp_path / "x.pt", threshold_items=items[:1], **LOG)
+    with pytest.raises(ConfigError, match="give --threshold or --threshold-file, not both"):
+        held = tmp_path / "held.csv"
+        held.write_text("filename,start,end\nf.wav,1.2,2.0\n")
+        api.fuse_detectors([str(lstm), str(placeholder)], out=str(tmp_path / "x.pt"), threshold=0.3,
+                           threshold_files=(str(items[5].path),), threshold_annotations=str(held), log=lambda s: None)
+    # a damaged member is named
+    raw = torch.load(tmp_path / "given.pt", weights_only=True)
+    raw["fusion"]["members"][1]["detector"]["threshold"] = "high"
+    torch.save(raw, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match=r"members\[1\].*detector\.threshold"):
+        load_checkpoint(tmp_path / "bad.pt")
