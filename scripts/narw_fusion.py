@@ -257,7 +257,7 @@ def main(argv=None) -> int:
     lines += ["", f"chosen by the rule fixed beforehand (best nested one-to-one F1, ties -> pooled one-to-one F1): "
               f"**{best[0]}**"]
     print(lines[-1], flush=True)
-    (out / "cv.json").write_text(json.dumps({k: {"nested": {r: v[r].to_dict() for r in RULES},
+    (out / "cv.json").write_text(json.dumps({k: {"nested": {r: v["nested"][r].to_dict() for r in RULES},
                                                   "thresholds": v["nested"]["thresholds"], "pooled_f1": v["pooled_f1"],
                                                   "pooled11_f1": v["pooled11"], "threshold_1to1": v["th11"]}
                                               for k, v in res.items()}, indent=1))
@@ -282,16 +282,19 @@ def test_third(data: Data, bn: Path, a, best, res: dict, b_fr) -> list[str]:
              f"thresholds chosen on the pooled out-of-fold spans of the training files (one-to-one F1); A's head "
              f"fit on the four training files; B = {a.detector}. 95 % intervals: Clopper-Pearson "
              f"(recall, precision), exact Poisson (FA/h).", "",
-             "| detector | rule | recall [95% CI] | precision [95% CI] | F1 | FA | FA/h [95% CI] |",
-             "|---|---|---|---|---|---|---|"]
+             "| detector | rule | recall [95% CI] | precision [95% CI] | F1 | FA | FA/h [95% CI] | median region s |",
+             "|---|---|---|---|---|---|---|---|"]
     rows = [(c, res[c[0]]["th11"]) for c in CANDIDATES if c[0] in ("A alone", "B alone")]
     if best[0] not in ("A alone", "B alone"):
         rows.append((best, res[best[0]]["th11"]))
     rows.append((("B alone, checkpoint threshold", "geo", "interp", 0.0), det.threshold))
     for cand, th in rows:
         spans = candidate_spans(cand, data, a_te, b_te, b_fr, TEST)
+        dur = [g.duration_s for sp in spans.values() for g in find_regions(sp.scores, sp.framing, rule=RegionRule(
+            threshold=th), n_samples=sp.n_samples)]
         for rule, kw in RULES.items():
-            lines.append(interval_row(f"{cand[0]} (thr {th:.3f})", rule, span_scores(spans, th, **kw)))
+            lines.append(interval_row(f"{cand[0]} (thr {th:.3f})", rule, span_scores(spans, th, **kw))
+                         + f" {np.median(dur) if dur else float('nan'):.1f} |")
     return lines
 
 
