@@ -60,7 +60,7 @@ from sonotype.models.checkpoint import load_model  # noqa: E402
 from sonotype.models.embed import file_scores, head_scores  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-MAIN = Path("/work/main")
+MAIN = ROOT  # the checkout whose runs/ holds the cached embeddings and models
 A_INFO = BackendInfo(name="birdnet", version="2.4", sample_rate=48000.0, window_s=3.0, hop_s=0.375, dim=1024,
                      speedup=4.0)  # the grid of the cached x4-hop1.5 embeddings
 A_C = 0.001
@@ -219,7 +219,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=str(ROOT / "runs" / "fusion"))
     ap.add_argument("--bn-cache", default=str(MAIN / "runs" / "narw-bn"), help="scripts/narw_backends.py's --out")
-    ap.add_argument("--emb-cache", default="/work/wt/pcenenc/runs/pcenenc",
+    ap.add_argument("--emb-cache", default=str(ROOT / "runs" / "pcenenc"),
                     help="narw_quality.py --out holding cache/emb-pcenenc-pcen1.5-s8-*.npy")
     ap.add_argument("--encoder", default=str(MAIN / "runs" / "narw-pcen" / "encoder.pt"))
     ap.add_argument("--tag", default="pcenenc")
