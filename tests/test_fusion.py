@@ -15,7 +15,7 @@ from sonotype.detection.detector import DetectorConfig, train_detector, validati
 from sonotype.detection.evaluate import evaluate_detector
 from sonotype.detection.events import ScoredSpan, choose_event_threshold
 from sonotype.detection.fusion import FusedDetector, fuse_detectors, fuse_scores, load_detector, window_centres
-from sonotype.detection.regions import find_regions
+from sonotype.detection.regions import RegionRule, find_regions
 from sonotype.errors import CheckpointError, ConfigError, DataError
 from sonotype.features.frontend import PRESETS
 from sonotype.models.checkpoint import load_checkpoint, load_model
@@ -228,3 +228,56 @@ def test_bad_fusions_are_refused_by_name(members, tmp_path):
     torch.save(raw, tmp_path / "bad.pt")
     with pytest.raises(CheckpointError, match=r"members\[1\].*detector\.threshold"):
         load_checkpoint(tmp_path / "bad.pt")
+
+
+class CountingRMS(RMSBackend):
+    """The RMS backend, counting the chunks it embeds."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.embedded = 0
+
+    def embed_chunks(self, chunks):
+        self.embedded += len(chunks)
+        return super().embed_chunks(chunks)
+
+
+def test_a_backend_embeds_only_the_wanted_chunks(members):
+    _, items, _, _ = members
+    b = CountingRMS(window_s=0.5, hop_s=0.25)
+    full = np.concatenate(list(b.iter_embeddings(items[0].path, batch=7)))
+    n = b.embedded
+    b.embedded = 0
+    pick = lambda idx: idx % 5 == 2  # noqa: E731
+    part = np.concatenate(list(b.iter_embeddings(items[0].path, batch=7, wanted=pick)))
+    keep = pick(np.arange(len(full)))
+    assert b.embedded == keep.sum() < n and part.shape == full.shape
+    np.testing.assert_allclose(part[keep], full[keep], atol=1e-6)
+    assert np.isnan(part[~keep]).all()
+
+
+def test_the_cascade_scores_every_window_that_can_pass_exactly(members, tmp_path):
+    """With a threshold, the backend member embeds only chunks near first-member candidates, and every window at
+    or above the threshold gets exactly the full computation's fused score (so the regions are the same)."""
+    root, items, _, _ = members
+    b = CountingRMS(window_s=1.0, hop_s=0.5)
+    out = tmp_path / "fused.pt"
+    fuse_detectors([root / "lstm.pt", root / "rms.pt"], out=out, weights=[0.5, 0.5], threshold=0.5, backend=b, **LOG)
+    fused = load_detector(out, backend=b)
+    path = tone_with_gaps(tmp_path / "long.wav", seconds=30, seed=9, calls=((5.0, 6.0), (20.0, 21.5)))
+    full = fused.file_scores(path, channel=0, sample_rate=48000)
+    n_full, b.embedded = b.embedded, 0
+    fine = fused.grid(48000)
+    bound = np.sqrt(np.clip(fused.member_scores(0, path, channel=0, sample_rate=48000), 1e-6, 1))  # s_0 ** w_0
+    b.embedded = 0
+    # thresholds that many windows pass, and one that only a tenth of the first member's bounds reach
+    for thr, some in ((np.quantile(full, 0.2), True), (np.quantile(full, 0.6), True), (np.quantile(bound, 0.9), False)):
+        b.embedded = 0
+        casc = fused.file_scores(path, channel=0, sample_rate=48000, threshold=float(thr))
+        on = full >= thr
+        assert np.array_equal(casc >= thr, on) and (on.any() or not some)
+        np.testing.assert_allclose(casc[on], full[on], rtol=1e-6)
+        rule = RegionRule(threshold=float(thr))
+        assert find_regions(casc, fine, rule=rule) == find_regions(full, fine, rule=rule)
+        assert b.embedded <= n_full
+    assert 0 < b.embedded < n_full  # the backend embedded only chunks near the few candidates

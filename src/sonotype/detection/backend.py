@@ -209,9 +209,18 @@ class BackendDetector:
     def grid(self, sample_rate: float) -> WindowGrid:
         return backend_grid(self.backend.info, sample_rate)
 
-    def file_scores(self, path: str | Path, *, channel: int = 0, batch: int = 256) -> np.ndarray:
-        """P(vocalisation) ``(N,)`` of every window of the file, streamed ``batch`` windows at a time."""
-        parts = [head_scores(self.head, e) for e in self.backend.iter_embeddings(path, channel=channel, batch=batch)]
+    def file_scores(self, path: str | Path, *, channel: int = 0, batch: int = 256,
+                    wanted: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+        """P(vocalisation) ``(N,)`` of every window of the file, streamed ``batch`` windows at a time.
+        ``wanted``: window indices -> which to score (:meth:`~sonotype.models.backends.Backend.iter_embeddings`);
+        the windows it declines may be NaN."""
+        parts = []
+        for e in self.backend.iter_embeddings(path, channel=channel, batch=batch, wanted=wanted):
+            s = np.full(len(e), np.nan, np.float32)
+            ok = np.isfinite(e).all(axis=1)
+            if ok.any():
+                s[ok] = head_scores(self.head, e[ok])
+            parts.append(s)
         return np.concatenate(parts) if parts else np.zeros(0, np.float32)
 
 

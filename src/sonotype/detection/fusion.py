@@ -92,23 +92,60 @@ class FusedDetector:
         """The fused scores' window grid: the first member's."""
         return member_grid(self.members[0], sample_rate)
 
-    def member_scores(self, i: int, path: str | Path, *, channel: int, sample_rate: float,
-                      batch: int = 256) -> np.ndarray:
-        """Member ``i``'s score ``(N_i,)`` of every window of its own grid."""
+    def member_scores(self, i: int, path: str | Path, *, channel: int, sample_rate: float, batch: int = 256,
+                      wanted: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+        """Member ``i``'s score ``(N_i,)`` of every window of its own grid (``wanted``: a backend member scores
+        only the windows it accepts, NaN elsewhere)."""
         m = self.members[i]
         if isinstance(m, BackendDetector):
-            return m.file_scores(path, channel=channel, batch=batch)
+            return m.file_scores(path, channel=channel, batch=batch, wanted=wanted)
         if i not in self._scorers:
             self._scorers[i] = Scorer(m, device="cpu")
         return self._scorers[i].file_scores(path, channel=channel, sample_rate=sample_rate)
 
-    def file_scores(self, path: str | Path, *, channel: int = 0, sample_rate: float, batch: int = 256) -> np.ndarray:
-        """Fused P(vocalisation) ``(N,)`` of every window of the first member's grid."""
-        parts = []
-        for i, m in enumerate(self.members):
-            s = self.member_scores(i, path, channel=channel, sample_rate=sample_rate, batch=batch)
-            parts.append((s, window_centres(member_grid(m, sample_rate), 0, len(s))))
-        return fuse_scores(parts, self.weights)
+    def file_scores(self, path: str | Path, *, channel: int = 0, sample_rate: float, batch: int = 256,
+                    threshold: float | None = None) -> np.ndarray:
+        """Fused P(vocalisation) ``(N,)`` of every window of the first member's grid.
+
+        ``threshold`` (a cascade, for detection): the other members score only where the fused score can reach
+        ``threshold``. Since every score is at most 1, the fused score is at most ``s_0 ** w_0``; windows below
+        that bound keep it as their score (it is under the threshold), and the others members' windows are
+        computed only around the rest. The windows at or above ``threshold``, hence the regions, are exactly
+        those of the full computation; a pretrained backend then embeds only the chunks near candidates."""
+        g0 = member_grid(self.members[0], sample_rate)
+        s0 = self.member_scores(0, path, channel=channel, sample_rate=sample_rate, batch=batch)
+        t0 = window_centres(g0, 0, len(s0))
+        parts = [(s0, t0)]
+        cand = None
+        if threshold is not None:
+            bound = np.exp(self.weights[0] * np.log(np.clip(s0.astype(np.float64), FLOOR, 1.0)))
+            cand = bound >= threshold * (1 - 1e-6)  # a hair low: float rounding never drops a region window
+        for i, m in enumerate(self.members[1:], start=1):
+            g = member_grid(m, sample_rate)
+            wanted = None
+            if cand is not None:
+                def wanted(idx: np.ndarray, g=g) -> np.ndarray:
+                    # the windows whose centres bracket a candidate's centre (all interpolation reads), and the
+                    # next one (np.interp may read it at an exact hit); a piece's end windows stand for candidates
+                    # beyond it, so a bracket split between two pieces is kept in both
+                    need = np.zeros(len(idx), bool)
+                    if len(idx) == 0 or not cand.any():
+                        return need
+                    c = window_centres(g, int(idx[0]), len(idx))
+                    j = np.searchsorted(c, t0[cand])  # first centre >= each candidate's centre
+                    for k in (j - 1, j, j + 1):
+                        need[np.clip(k, 0, len(idx) - 1)] = True
+                    return need
+            s = self.member_scores(i, path, channel=channel, sample_rate=sample_rate, batch=batch, wanted=wanted)
+            parts.append((s, window_centres(g, 0, len(s))))
+        if cand is None:
+            return fuse_scores(parts, self.weights)
+        fused = bound.astype(np.float32)
+        if cand.any():
+            fused[cand] = fuse_scores([(s0[cand], t0[cand]), *parts[1:]], self.weights)
+            if not np.isfinite(fused[cand]).all():  # pragma: no cover - a window the cascade should have asked for
+                raise RuntimeError(f"{path}: the fusion cascade skipped a window a candidate needs; report this bug")
+        return fused
 
     def describe(self) -> dict:
         """What a run records about the fusion: its weights and each member's version and backend."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -95,10 +95,12 @@ class Backend(ABC):
                                  stop=stop, speedup=self.info.speedup)
         return self.embed_at_rate(y, rate)
 
-    def iter_embeddings(self, path: str | Path, *, channel: Channel = 0, batch: int = 256) -> Iterator[np.ndarray]:
+    def iter_embeddings(self, path: str | Path, *, channel: Channel = 0, batch: int = 256,
+                        wanted: Callable[[np.ndarray], np.ndarray] | None = None) -> Iterator[np.ndarray]:
         """The embeddings of a whole file in consecutive pieces ``(n_i, D)`` whose concatenation is
         :meth:`embed_span` of the file. Here one piece (the file is read whole); :class:`WaveformBackend`
-        streams it in bounded memory."""
+        streams it in bounded memory. ``wanted``: window indices ``(n,)`` -> which of them to embed (the
+        others may come back as NaN rows, unembedded; here every window is embedded)."""
         yield self.embed_span(path, channel=channel)
 
 
@@ -125,10 +127,27 @@ class WaveformBackend(Backend):
         x = np.pad(x, (0, max(0, (n - 1) * hop + size - x.size)))
         return np.lib.stride_tricks.sliding_window_view(x, size)[::hop][:n].copy()
 
-    def iter_embeddings(self, path: str | Path, *, channel: Channel = 0, batch: int = 256) -> Iterator[np.ndarray]:
+    def iter_embeddings(self, path: str | Path, *, channel: Channel = 0, batch: int = 256,
+                        wanted: Callable[[np.ndarray], np.ndarray] | None = None) -> Iterator[np.ndarray]:
         """Stream a file through the converter and :meth:`embed_chunks`, ``batch`` chunks at a time: memory
         stays bounded however long the file, and the pieces concatenate to :meth:`embed_span` of the
-        whole file (the same resampled stream, cut by the rule of :meth:`chunk`)."""
+        whole file (the same resampled stream, cut by the rule of :meth:`chunk`). ``wanted``: chunk indices
+        ``(n,)`` -> bool ``(n,)``; the chunks it declines are not embedded and come back as NaN rows (the
+        model's cost goes to the chunks asked for; the audio is still read and converted once)."""
+        emitted = 0
+
+        def embed(chunks: list[np.ndarray]) -> np.ndarray:
+            nonlocal emitted
+            idx = np.arange(emitted, emitted + len(chunks))
+            emitted += len(chunks)
+            if wanted is None:
+                return self.embed_chunks(np.stack(chunks))
+            keep = np.asarray(wanted(idx), bool)
+            out = np.full((len(chunks), self.info.dim), np.nan, np.float32)
+            if keep.any():
+                out[keep] = self.embed_chunks(np.stack([c for c, k in zip(chunks, keep) if k]))
+            return out
+
         rate = float(self.info.sample_rate)
         size, hop = int(round(self.info.window_s * rate)), max(1, int(round(self.info.hop_s * rate)))
         info = audio_info(path)
@@ -142,7 +161,7 @@ class WaveformBackend(Backend):
                 ready.append(buf[a:a + size])
                 done += 1
                 if len(ready) == batch:
-                    yield self.embed_chunks(np.stack(ready))
+                    yield embed(ready)
                     ready = []
             cut = min(done * hop - offset, buf.size)
             buf, offset = buf[cut:].copy(), offset + cut
@@ -153,7 +172,7 @@ class WaveformBackend(Backend):
             rest = buf[min(done * hop - offset, buf.size):]
             ready.append(np.pad(rest, (0, size - rest.size)))
         if ready:
-            yield self.embed_chunks(np.stack(ready))
+            yield embed(ready)
 
     def embed_at_rate(self, x: np.ndarray, sample_rate: float) -> np.ndarray:
         if sample_rate != self.info.sample_rate:
