@@ -15,7 +15,7 @@ members' own kept threshold spans (their validation tails or cross-validation fo
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -33,7 +33,8 @@ from ..models.checkpoint import (
     build_model,
     load_checkpoint,
 )
-from ..models.infer import Scorer
+from ..models.embed import file_scores
+from ..runtime import keep_default_allocator
 from ..training.dataset import Event, Item
 from .backend import BackendDetector, load_backend_detector
 from .backend import load_detector as load_single_detector
@@ -82,7 +83,6 @@ class FusedDetector:
     members: tuple[LoadedModel | BackendDetector, ...]
     weights: tuple[float, ...]
     threshold: float
-    _scorers: dict = field(default_factory=dict, repr=False)
 
     @property
     def version(self) -> str:
@@ -99,9 +99,7 @@ class FusedDetector:
         m = self.members[i]
         if isinstance(m, BackendDetector):
             return m.file_scores(path, channel=channel, batch=batch, wanted=wanted)
-        if i not in self._scorers:
-            self._scorers[i] = Scorer(m, device="cpu")
-        return self._scorers[i].file_scores(path, channel=channel, sample_rate=sample_rate)
+        return file_scores(m, path, channel=channel, sample_rate=sample_rate)
 
     def file_scores(self, path: str | Path, *, channel: int = 0, sample_rate: float, batch: int = 256,
                     threshold: float | None = None) -> np.ndarray:
@@ -172,6 +170,10 @@ def load_detector(path: str | Path, *, backend: Backend | None = None
     f = ck.fusion
     names = f.member_paths or tuple(f"member {i}" for i in range(len(f.members)))
     members = tuple(_member(m, f"{path} ({n})", backend) for m, n in zip(f.members, names))
+    if any(isinstance(m, BackendDetector) for m in members):
+        # the LSTM members' allocator tuning would keep the backend's large buffers in the heap: with BirdNET
+        # the peak RSS of detect went from 4.3 to 9.2 GB (bench/bench_detectors.py)
+        keep_default_allocator()
     return FusedDetector(str(path), ck, members, tuple(f.weights), f.threshold)
 
 
