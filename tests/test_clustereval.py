@@ -190,7 +190,7 @@ def test_select_speedups_need_a_selection_set(synthetic_catalog, tmp_path, capsy
     model = placeholder_model(tmp_path / "m.pt")
     assert main(["cluster-eval", str(synthetic_catalog), "--model", str(model), "--pattern", "^(upsweep|downsweep)",
                  "--backend", "birdnet", "--select-speedups", "0.5", "1", "--quiet"]) != 0
-    assert "select_speedups are chosen on a selection set: give --select-on" in capsys.readouterr().err
+    assert "select_speedups are chosen on a selection set: give --select-on SET or --select-nested" in capsys.readouterr().err
 
 
 def test_birdnet_speedup_is_chosen_on_the_selection_set_only(data_dir, tmp_path):
@@ -215,3 +215,111 @@ def test_birdnet_speedup_is_chosen_on_the_selection_set_only(data_dir, tmp_path)
     assert {r["representation"] for r in doc["rows"]} == set(REPRESENTATIONS) | {chosen[0]["representation"]}
     scored = [m for m in logs if "(x0.5)" in m and "selection-set ARI" not in m]
     assert bool(scored) == (bn[0]["speedup"] == 0.5)  # the other speed-up never reaches the reported table
+
+
+def _nested_reference(dists, labels):
+    """Slow and obvious: for each clip, every candidate's LOO 1-NN on the rest recomputed from scratch."""
+    from sonotype.discovery.agreement import loo_nn_accuracy
+    lab = np.asarray(labels).astype(str)
+    n = lab.size
+    choices, hits = [], []
+    for i in range(n):
+        rest = np.array([j for j in range(n) if j != i])
+        accs = []
+        for d in dists:
+            acc, _ = loo_nn_accuracy(d[np.ix_(rest, rest)], lab[rest])
+            accs.append(-1.0 if np.isnan(acc) else acc)
+        best = max(range(len(dists)), key=lambda k: (accs[k], -k))  # first best
+        choices.append(best)
+        if (lab == lab[i]).sum() >= 2:
+            others = [(dists[best][i, j], j) for j in rest]
+            hits.append(lab[min(others)[1]] == lab[i])
+    return np.array(choices), np.array(hits, bool)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_nested_nn_matches_the_slow_reference(seed):
+    from sonotype.discovery.clustereval import nested_nn
+    rng = np.random.default_rng(seed)
+    labels = rng.choice(list("abcdefg"), size=17)  # some singleton types, some pairs, some larger
+    pts = {k: rng.normal(size=2) for k in "abcdefg"}
+    dists = []
+    for s in range(5):
+        x = np.stack([pts[l] * s / 2 + rng.normal(size=2) for l in labels])
+        d = np.round(np.linalg.norm(x[:, None] - x[None], axis=2), 1)  # rounded: ties for nearest happen
+        dists.append(d)
+    nn = nested_nn(dists, labels)
+    ref_choice, ref_hits = _nested_reference(dists, labels)
+    assert np.array_equal(nn.choice, ref_choice)
+    assert np.array_equal(nn.hits, ref_hits) and nn.hits.size == sum((labels == l).sum() >= 2 for l in labels)
+    assert len(set(nn.choice.tolist())) >= 1 and 0 <= nn.accuracy <= 1
+
+
+def test_a_setting_that_wins_only_through_the_held_out_clip_is_not_chosen_for_it():
+    """Setting A: clip 0 (type a) is everybody's nearest neighbour, so with it A scores badly; without
+    it A is perfect. Setting B: clips 0 and 1 find each other, half of the rest fail. On all clips B
+    wins only because of clip 0; nested selection for clip 0 must take A."""
+    from sonotype.discovery.agreement import loo_nn_accuracy
+    from sonotype.discovery.clustereval import Setting, nested_nn, nested_select
+    labels = np.array(["a", "a", "b", "b", "c", "c"])
+    a = np.full((6, 6), 10.0)
+    a[2, 3] = a[4, 5] = 5.0
+    a[0, 2:] = 1.0
+    b = np.full((6, 6), 10.0)
+    b[0, 1], b[2, 3], b[2, 4], b[3, 5], b[4, 5] = 1.0, 2.0, 3.0, 3.0, 8.0
+    a, b = np.minimum(a, a.T), np.minimum(b, b.T)
+    np.fill_diagonal(a, 0)
+    np.fill_diagonal(b, 0)
+    full_a, full_b = loo_nn_accuracy(a, labels)[0], loo_nn_accuracy(b, labels)[0]
+    assert full_b > full_a  # chosen on all clips (clip 0 included), B would win
+    nn = nested_nn([a, b], labels)
+    assert nn.choice[0] == 0  # without clip 0: A 4/4, B 2/4
+    assert nn.hits[0] == np.False_  # and clip 0 is then classified by A, wrongly (its neighbour is a b)
+    assert np.array_equal(nn.choice, _nested_reference([a, b], labels)[0])
+    sel = nested_select({Setting("x", "mean", "none"): a, Setting("x", "sequence", "none"): b}, labels)["x"]
+    counts = sel.chosen_counts()
+    assert sum(counts.values()) == 6 and sel.clustering_setting == next(iter(counts))
+
+
+def test_nested_selection_groups_speedups_and_refuses_too_few_clips():
+    from sonotype.discovery.clustereval import Setting, nested_nn, nested_select
+    rng = np.random.default_rng(5)
+    labels = np.repeat(np.array(["a", "b", "c"]), 3)
+    d = [np.abs(rng.normal(size=(9, 9))) for _ in range(3)]
+    cands = {Setting("bn (x0.5)", "mean", "none"): d[0], Setting("bn", "mean", "none"): d[1],
+             Setting("enc", "mean", "none"): d[2]}
+    sel = nested_select(cands, labels, family={"bn (x0.5)": "bn", "bn": "bn"})
+    assert list(sel) == ["bn", "enc"] and len(sel["bn"].candidates) == 2 and len(sel["enc"].candidates) == 1
+    assert sel["enc"].nn_accuracy == pytest.approx(_nested_reference([d[2]], labels)[1].mean())
+    with pytest.raises(DataError, match=r"N = len\(labels\) = 2 >= 3"):
+        nested_nn([np.zeros((2, 2))], ["a", "a"])
+
+
+def test_cli_cluster_eval_nested_selection_end_to_end(synthetic_catalog, tmp_path, capsys):
+    model = placeholder_model(tmp_path / "m.pt")
+    out = tmp_path / "ce.json"
+    pat = "^(upsweep|downsweep|sinusoidal)"
+    assert main(["cluster-eval", str(synthetic_catalog), "--model", str(model), "--pattern", pat,
+                 "--select-nested", "--bootstrap", "200", "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    sel = {s["representation"]: s for s in doc["selection"]["representations"]}
+    assert doc["selection"]["nested"] and set(sel) == set(REPRESENTATIONS)
+    for s in sel.values():
+        assert len(s["candidates"]) == 4 and sum(c["times"] for c in s["chosen"]) == s["nn_scored"] == 12
+        top = s["chosen"][0]
+        assert {k: top[k] for k in ("representation", "pooling", "scaling")} == s["clustering_setting"]
+    rows = {r["representation"]: r for r in doc["rows"]}
+    iv = doc["intervals"]["raw spectrogram"]
+    assert iv["nn_accuracy"][0] == rows["raw spectrogram"]["nn_accuracy"] == sel["raw spectrogram"]["nn_accuracy"]
+    assert iv["nn_accuracy"][1] <= iv["nn_accuracy"][0] <= iv["nn_accuracy"][2]
+    assert "settings chosen by nested leave-one-out" in capsys.readouterr().out
+
+
+def test_cli_cluster_eval_refuses_bad_selection_combinations(synthetic_catalog, tmp_path, capsys):
+    model = placeholder_model(tmp_path / "m.pt")
+    base = ["cluster-eval", str(synthetic_catalog), "--model", str(model), "--pattern", "^(upsweep|downsweep)",
+            "--quiet"]
+    assert main(base + ["--select-nested", "--select-on", str(synthetic_catalog)]) != 0
+    assert "give one of them, not both" in capsys.readouterr().err
+    assert main(base + ["--select-nested", "--select-speedups", "0.5", "1"]) != 0
+    assert "--select-speedups 0.5 1 are tried for each embedding backend: give --backend" in capsys.readouterr().err

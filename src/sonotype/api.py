@@ -445,20 +445,36 @@ def cluster_eval(paths: Sequence[str | Path] | None = None, *, config: ClusterEv
     ``select_on``: another labelled set (e.g. ``orca-calls/vocabulary``, cut into its loudest 2-s
     chunks) on which each representation's pooling and scaling are chosen (best ARI at k = types);
     ``paths`` are then scored with those choices only, so no setting is tuned on the reported set.
+
+    ``select_nested`` (instead of ``select_on``): no second set. Every candidate (pooling x scaling x
+    each of ``select_speedups`` for a backend) gets its DTW matrix on ``paths`` once; then, per
+    representation (a backend's speed-ups together), see :func:`~sonotype.discovery.clustereval.nested_nn`:
+    clip i is classified by its nearest neighbour under the candidate with the best leave-one-out 1-NN
+    accuracy on the other clips (ties: the earlier candidate), and the reported 1-NN accuracy is the mean
+    over the clips whose type occurs twice or more. NMI / ARI are of one clustering of all clips, under the
+    candidate chosen most often by those per-clip choices (ties: the earlier); each vote is made without
+    its own clip, but the votes together use every clip's label through 1-NN, so NMI / ARI are chosen on
+    this set by another score, not nested (their jackknife interval does not cover the choice).
     ``bootstrap``: resamples for 95 % intervals of 1-NN, NMI and ARI (k = types).
     """
+    from dataclasses import replace
+
     import numpy as np
 
     from .discovery.clustereval import (
         POOLINGS,
         SELECT_CLUSTERING,
+        SELECT_SCALINGS,
         ClusterEval,
         best_variants,
+        candidate_distances,
         evaluate_representations,
         format_table,
         labelled_clips,
         loudest_chunks,
+        nested_select,
         representations,
+        score_distance,
         score_intervals,
         select_settings,
     )
@@ -467,14 +483,20 @@ def cluster_eval(paths: Sequence[str | Path] | None = None, *, config: ClusterEv
     model, pat, labels_csv, channel, band, percentile, scaling, pooling, stride, select_on, bootstrap = \
         cfg.model, cfg.pattern, cfg.labels_csv, cfg.channel, cfg.band, cfg.percentile, cfg.scaling, cfg.pooling, \
         cfg.stride, cfg.select_on, cfg.bootstrap
-    paths, progress = cfg.paths, cfg.progress
+    paths, progress, nested = cfg.paths, cfg.progress, cfg.select_nested
+    if nested and select_on:
+        raise ConfigError(f"--select-nested chooses settings on the reported set itself, --select-on "
+                          f"{' '.join(map(str, select_on))} on another set: give one of them, not both")
+    if cfg.select_speedups and not (select_on or nested):
+        raise ConfigError("select_speedups are chosen on a selection set: give --select-on SET or --select-nested")
+    if cfg.select_speedups and not [b for b in cfg.backends if b != "lstm"]:
+        raise ConfigError(f"--select-speedups {' '.join(f'{x:g}' for x in cfg.select_speedups)} are tried for each "
+                          "embedding backend: give --backend (e.g. birdnet) too, or leave them out")
     clips = labelled_clips(paths, pattern=pat, labels_csv=labels_csv, channel=channel, log=log)
     loaded = load_model(model)
-    if cfg.select_speedups and not select_on:
-        raise ConfigError("select_speedups are chosen on a selection set: give --select-on too")
     bks = [load_backend(b, hop_s=cfg.hop, speedup=s) for b in cfg.backends if b != "lstm"
            for s in (cfg.select_speedups or (cfg.speedup,))]
-    choices = None
+    choices = nested_choices = None
     if select_on:
         sel = loudest_chunks(labelled_clips(select_on, pattern=pat, labels_csv=labels_csv, channel=channel, log=log))
         sseqs, sreps = representations(sel, loaded, backends=bks, stride=stride, log=log)
@@ -489,7 +511,20 @@ def cluster_eval(paths: Sequence[str | Path] | None = None, *, config: ClusterEv
                 f"(selection-set ARI {c.select_ari:.3f}, 1-NN {c.select_nn:.3f})")
     seqs, reps = representations(clips, loaded, backends=bks, stride=stride, log=log)
     labels = np.array([c.label for c in seqs.clips]).astype(str)
-    if choices is None:
+    if nested:
+        family = {b.info.label: replace(b.info, speedup=1.0).label for b in bks}
+        cands = candidate_distances(reps, poolings=POOLINGS, scalings=SELECT_SCALINGS, band=band, progress=progress)
+        nested_choices = nested_select(cands, labels, family=family)
+        results = {}
+        log(f"settings chosen by nested leave-one-out on the {len(labels)} reported clips (1-NN of clip i: the "
+            f"setting with the best 1-NN accuracy on the other clips; clustering: the setting chosen most often):")
+        for fam, ns in nested_choices.items():
+            s = ns.clustering_setting
+            r = score_distance(fam, cands[s], labels, percentile=percentile)
+            results[fam] = replace(r, nn_accuracy=ns.nn_accuracy, nn_scored=int(ns.hits.size))
+            log(f"  {fam:<19} clustering with {s}; chosen for the {ns.hits.size} scored clips: "
+                + ", ".join(f"{c} x{k}" for c, k in ns.chosen_counts().items()))
+    elif choices is None:
         results = evaluate_representations(reps, labels, pooling=pooling, scaling=scaling, band=band,
                                            percentile=percentile, progress=progress)
     else:
@@ -497,8 +532,9 @@ def cluster_eval(paths: Sequence[str | Path] | None = None, *, config: ClusterEv
         for name, c in choices.items():
             results.update(evaluate_representations({name: reps[name]}, labels, pooling=c.pooling,
                                                     scaling=c.scaling, band=band, percentile=percentile))
-    ev = ClusterEval(labels, seqs, results, "chosen per representation" if choices else scaling,
-                     "chosen per representation" if choices else pooling)
+    chosen = "chosen per representation" + (" (nested; table: the clustering's setting)" if nested else "")
+    ev = ClusterEval(labels, seqs, results, chosen if choices or nested else scaling,
+                     chosen if choices or nested else pooling)
     log(format_table(ev))
     from .models.backends.lstm import LSTMBackend
     lstm = LSTMBackend(loaded, stride=stride)
@@ -506,13 +542,19 @@ def cluster_eval(paths: Sequence[str | Path] | None = None, *, config: ClusterEv
     if choices:
         doc["selection"] = {"on": [str(p) for p in select_on], "criterion": "ARI, agglomerative cut at k = types",
                             "choices": [c.__dict__ for c in choices.values()]}
+    if nested_choices:
+        doc["selection"] = {"nested": True, "criterion": "1-NN of clip i: best leave-one-out 1-NN accuracy on the "
+                                                         "other clips (ties: earlier candidate); clustering: the "
+                                                         "candidate chosen most often (ties: earlier)",
+                            "representations": [ns.to_dict() for ns in nested_choices.values()]}
     if bootstrap:
         key = SELECT_CLUSTERING.format(n=len(set(labels.tolist())))
         doc["intervals"] = {}
         log(f"95 % intervals (1-NN: bootstrap of the clips, {bootstrap} resamples; NMI, ARI: jackknife over types), "
             f"clustering: {key}")
         for name, r in results.items():
-            ci = score_intervals(r, labels, key, n_boot=bootstrap)
+            ci = score_intervals(r, labels, key, n_boot=bootstrap,
+                                 hits=nested_choices[name].hits if nested_choices else None)
             s = r.scores[key]
             doc["intervals"][name] = {"clustering": key, "nn_accuracy": [r.nn_accuracy, *ci["nn_accuracy"]],
                                       "nmi": [s["nmi"], *ci["nmi"]], "ari": [s["ari"], *ci["ari"]]}

@@ -411,9 +411,14 @@ class ClusterEvalRun:
                                        help="another labelled set on which each representation's pooling and scaling "
                                             "are chosen (e.g. orca-calls/vocabulary); the reported set then never "
                                             "picks a setting")
+    select_nested: bool = param(False, help="choose each representation's pooling, scaling (and --select-speedups) "
+                                            "on the reported set itself, nested: clip i's 1-NN uses the setting "
+                                            "with the best leave-one-out 1-NN accuracy on the other clips (ties: "
+                                            "the earlier); NMI/ARI are of one clustering with the setting chosen "
+                                            "most often that way; instead of --select-on")
     select_speedups: tuple[float, ...] = param((), nargs="+", check=Number(lo=0, lo_open=True, hi=1000),
-                                               help="with --select-on: speed-ups tried for each --backend (e.g. 0.5 1 "
-                                                    "2); the best on the selection set is used (replaces --speedup)")
+                                               help="with --select-on or --select-nested: speed-ups tried for each "
+                                                    "--backend (e.g. 0.5 1 2); the best is used (replaces --speedup)")
     bootstrap: int = param(0, check=SIZE, help="give 95 % intervals: this many bootstrap resamples for 1-NN (e.g. "
                                               "2000); NMI and ARI by a jackknife over types")
     json_out: str | None = _json("write the result here")

@@ -10,6 +10,9 @@ three ways and compared by the same DTW and the same clustering:
 For each: leave-one-out nearest-neighbour accuracy of the DTW matrix, and NMI / ARI / purity
 of average-linkage clusterings cut at the number of expert types and at the original's 45th
 distance percentile and at the silhouette-best cluster count, and of HDBSCAN.
+
+Pooling, scaling (and a backend's speed-up) are chosen per representation either on another labelled
+set (:func:`select_settings`) or by nested leave-one-out on the reported set (:func:`nested_select`).
 """
 
 from __future__ import annotations
@@ -145,7 +148,13 @@ def evaluate_representation(name: str, seqs: list[np.ndarray], labels: np.ndarra
                             percentile: float = 45.0, min_cluster_size: int = 2, progress: bool = False
                             ) -> RepresentationResult:
     """DTW matrix of ``seqs``, its LOO 1-NN accuracy and three clusterings scored against ``labels``."""
-    dist = dtw_matrix(seqs, band=band, progress=progress)
+    return score_distance(name, dtw_matrix(seqs, band=band, progress=progress), labels, percentile=percentile,
+                          min_cluster_size=min_cluster_size)
+
+
+def score_distance(name: str, dist: np.ndarray, labels: np.ndarray, *, percentile: float = 45.0,
+                   min_cluster_size: int = 2) -> RepresentationResult:
+    """A ready ``(N, N)`` distance matrix's LOO 1-NN accuracy and clusterings scored against ``labels``."""
     n_types = len(set(labels.tolist()))
     clusterings = {
         f"agglomerative, k = {n_types} types": agglomerative(dist, n_clusters=n_types),
@@ -224,6 +233,8 @@ def cluster_eval(clips: Sequence[Span], model: LoadedModel, *, backends: Sequenc
 
 #: the clustering whose ARI picks settings on the selection set: the cut at the number of expert types
 SELECT_CLUSTERING = "agglomerative, k = {n} types"
+#: the scalings tried for every representation when settings are chosen (with :data:`POOLINGS`)
+SELECT_SCALINGS = ("zscore-l2", "none")
 
 
 @dataclass(frozen=True)
@@ -238,7 +249,7 @@ class Choice:
 
 
 def select_settings(reps: dict[str, list[np.ndarray]], labels: np.ndarray, *,
-                    poolings: Sequence[str] = POOLINGS, scalings: Sequence[str] = ("zscore-l2", "none"),
+                    poolings: Sequence[str] = POOLINGS, scalings: Sequence[str] = SELECT_SCALINGS,
                     band=None) -> dict[str, Choice]:
     """For each representation, the (pooling, scaling) with the best ARI of the k = types cut on the
     selection set (ties: the better 1-NN accuracy, then the earlier setting)."""
@@ -269,14 +280,140 @@ def best_variants(choices: dict[str, Choice], family: dict[str, str]) -> dict[st
     return {name: c for name, c in choices.items() if name in kept}
 
 
+@dataclass(frozen=True)
+class Setting:
+    """One candidate of nested selection: a representation (a backend's speed-up is a representation
+    of its own, e.g. ``birdnet 2.4 (x0.5)``) with a pooling and a scaling."""
+
+    representation: str
+    pooling: str
+    scaling: str
+
+    def __str__(self) -> str:
+        return f"{self.representation} / {self.pooling} / {self.scaling}"
+
+
+def candidate_distances(reps: dict[str, list[np.ndarray]], *, poolings: Sequence[str] = POOLINGS,
+                        scalings: Sequence[str] = SELECT_SCALINGS, band=None,
+                        progress: bool = False) -> dict[Setting, np.ndarray]:
+    """The ``(N, N)`` DTW matrix of every (representation, pooling, scaling), each computed once, in the
+    order representation, pooling, scaling (the candidate order that breaks ties in nested selection)."""
+    return {Setting(name, p, sc): dtw_matrix(scale_sequences(pool_sequences(seqs, mode=p), mode=sc), band=band,
+                                             progress=progress)
+            for name, seqs in reps.items() for p in poolings for sc in scalings}
+
+
+@dataclass(frozen=True)
+class NestedNN:
+    """Nested leave-one-out 1-NN of one set of candidate distances (see :func:`nested_nn`)."""
+
+    choice: np.ndarray = field(repr=False)  # (N,) int: candidate chosen without clip i
+    rest_hits: np.ndarray = field(repr=False)  # (S, N) int: correct 1-NN among the other clips, per candidate
+    scored: np.ndarray = field(repr=False)  # (n_scored,) int: clips whose type occurs at least twice
+    hits: np.ndarray = field(repr=False)  # (n_scored,) bool: clip scored[k] classified right by its choice
+
+    @property
+    def accuracy(self) -> float:
+        return float(self.hits.mean()) if self.hits.size else float("nan")
+
+
+def nested_nn(dists: Sequence[np.ndarray], labels) -> NestedNN:
+    """Nested leave-one-out 1-NN accuracy over candidate distance matrices ``dists`` (S of ``(N, N)``).
+
+    For each clip i: on the other N - 1 clips, every candidate's LOO 1-NN accuracy (as
+    :func:`~sonotype.discovery.agreement.nn_correct` scores it there: only clips whose type occurs at
+    least twice among those N - 1, ties for nearest towards the lower index); the best candidate (ties:
+    the earlier one) is i's choice; i is then classified by its nearest other clip under that candidate's
+    distances, scored when its type occurs at least twice in all N (as in the plain LOO). Clip i's label
+    and its distances never take part in its own choice. Index work on each candidate's two nearest
+    neighbours only: O(S N^2) after one sort of each matrix.
+    """
+    lab = np.asarray(labels).astype(str)
+    n = lab.size
+    if not len(dists):
+        raise DataError("nested selection needs at least one candidate distance matrix, got none")
+    d = np.stack([np.asarray(x, np.float64) for x in dists])  # (S, N, N)
+    if d.shape[1:] != (n, n) or n < 3:
+        raise DataError(f"nested selection needs (N, N) distances with N = len(labels) = {n} >= 3, "
+                        f"got {d.shape[1:]}")
+    idx = np.arange(n)
+    d[:, idx, idx] = np.inf
+    near = np.argsort(d, axis=2, kind="stable")[:, :, :2]  # (S, N, 2): nearest and second nearest other clip
+    _, inv, counts = np.unique(lab, return_inverse=True, return_counts=True)
+    inv = inv.ravel()
+    cnt = counts[inv]  # (N,)
+    # nearest neighbour of j once i is left out: (S, I, J)
+    nn_wo = np.where(near[:, None, :, 0] == idx[None, :, None], near[:, None, :, 1], near[:, None, :, 0])
+    hit = inv[nn_wo] == inv[None, None, :]  # (S, I, J)
+    same = inv[:, None] == inv[None, :]  # (I, J)
+    scored_rest = ((cnt[None, :] - same) >= 2) & (idx[:, None] != idx[None, :])  # (I, J): j scored without i
+    rest_hits = (hit & scored_rest[None]).sum(axis=2)  # (S, I); one denominator per i, so counts compare
+    choice = np.argmax(rest_hits, axis=0)  # (N,) first best
+    scored = np.flatnonzero(cnt >= 2)
+    hits = inv[near[choice[scored], scored, 0]] == inv[scored]
+    return NestedNN(choice, rest_hits, scored, hits)
+
+
+@dataclass(frozen=True)
+class NestedSelection:
+    """Settings of one representation (all of a backend's speed-ups together) chosen by nested
+    leave-one-out on the reported set itself: the 1-NN figure, how often each setting was chosen, and
+    the setting of the one clustering of all clips (the most often chosen)."""
+
+    representation: str
+    candidates: tuple[Setting, ...]
+    nested: NestedNN = field(repr=False)
+    clustering_setting: Setting
+
+    @property
+    def nn_accuracy(self) -> float:
+        return self.nested.accuracy
+
+    @property
+    def hits(self) -> np.ndarray:
+        return self.nested.hits
+
+    def chosen_counts(self) -> dict[Setting, int]:
+        """How often each candidate was chosen for a scored clip, most often first (ties: candidate order)."""
+        c = np.bincount(self.nested.choice[self.nested.scored], minlength=len(self.candidates))
+        return {self.candidates[k]: int(c[k]) for k in np.argsort(-c, kind="stable") if c[k]}
+
+    def to_dict(self) -> dict:
+        return {"representation": self.representation, "nn_accuracy": self.nn_accuracy,
+                "nn_scored": int(self.nested.scored.size),
+                "candidates": [s.__dict__ for s in self.candidates],
+                "chosen": [{**s.__dict__, "times": k} for s, k in self.chosen_counts().items()],
+                "clustering_setting": self.clustering_setting.__dict__}
+
+
+def nested_select(candidates: dict[Setting, np.ndarray], labels: np.ndarray, *,
+                  family: dict[str, str] | None = None) -> dict[str, NestedSelection]:
+    """Nested selection for every representation family (``family``: representation -> reported name,
+    e.g. each BirdNET speed-up -> ``birdnet 2.4``; others are their own family): :func:`nested_nn` over
+    the family's candidates, and for the clustering the candidate chosen most often over the scored clips
+    (ties: the earlier candidate; with no clip scored, the first candidate)."""
+    family = family or {}
+    groups: dict[str, list[Setting]] = {}
+    for s in candidates:
+        groups.setdefault(family.get(s.representation, s.representation), []).append(s)
+    out = {}
+    for fam, settings in groups.items():
+        nn = nested_nn([candidates[s] for s in settings], labels)
+        votes = np.bincount(nn.choice[nn.scored], minlength=len(settings))
+        out[fam] = NestedSelection(fam, tuple(settings), nn, settings[int(np.argmax(votes))])
+    return out
+
+
 def score_intervals(result: RepresentationResult, labels: np.ndarray, clustering: str, *, n_boot: int = 2000,
-                 level: float = 0.95, seed: int = 0) -> dict[str, tuple[float, float]]:
+                    level: float = 0.95, seed: int = 0, hits: np.ndarray | None = None
+                    ) -> dict[str, tuple[float, float]]:
     """95 % intervals over the clips. 1-NN accuracy (a mean of per-clip hits): percentile bootstrap of
-    the scored clips' hits. NMI / ARI of ``clustering``: a delete-one-type jackknife (normal interval
+    the scored clips' hits (``hits``, ``(n_scored,)`` bool, e.g. :attr:`NestedSelection.hits`; default:
+    those of ``result.dist``). NMI / ARI of ``clustering``: a delete-one-type jackknife (normal interval
     from the jackknife standard error). A bootstrap of clips would put copies of one clip in one
     cluster and inflate these pair-counting scores, so that its intervals miss the estimate itself."""
     rng = np.random.default_rng(seed)
-    hits = nn_correct(result.dist, labels).astype(np.float64)
+    hits = (nn_correct(result.dist, labels) if hits is None else np.asarray(hits, bool)).astype(np.float64)
     pred = np.asarray(result.clusterings[clustering].labels)
     lab = np.asarray(labels).astype(str)
     nn = [hits[rng.integers(0, hits.size, hits.size)].mean() for _ in range(n_boot)] if hits.size else []
