@@ -55,8 +55,6 @@ import numpy as np
 import scipy.stats
 import torch
 
-from sonotype.discovery.agreement import agreement, loo_nn_accuracy
-from sonotype.discovery.cluster import agglomerative, hdbscan, silhouette_cut
 from sonotype.discovery.clustereval import (
     SELECT_CLUSTERING,
     RepresentationResult,
@@ -64,6 +62,7 @@ from sonotype.discovery.clustereval import (
     labelled_clips,
     loudest_chunks,
     representations,
+    score_distance,
     score_intervals,
     select_settings,
 )
@@ -71,7 +70,7 @@ from sonotype.models.backends.birdnet import BirdNETBackend
 from sonotype.models.checkpoint import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("SONOTYPE_DATA", "/work/shared/data"))
+DATA = Path(os.environ.get("SONOTYPE_DATA", ROOT.parent / "shared" / "data"))
 CATALOG = DATA / "orca-calls" / "catalog-2018"
 VOCAB = DATA / "orca-calls" / "vocabulary"
 MODEL = Path("/work/main/runs/orca/encoder.pt")
@@ -128,21 +127,6 @@ def normalise_slow(dist: np.ndarray, *, how: str) -> np.ndarray:
 
 def fuse(da: np.ndarray, db: np.ndarray, *, w: float, how: str) -> np.ndarray:
     return w * normalise(da, how=how) + (1 - w) * normalise(db, how=how)
-
-
-def score_distance(name: str, dist: np.ndarray, labels: np.ndarray, *, percentile: float = 45.0,
-                   min_cluster_size: int = 2) -> RepresentationResult:
-    """The clusterings and scores :func:`evaluate_representation` gives, for a precomputed matrix."""
-    n_types = len(set(labels.tolist()))
-    clusterings = {
-        SELECT_CLUSTERING.format(n=n_types): agglomerative(dist, n_clusters=n_types),
-        f"agglomerative, {percentile:g}th percentile": agglomerative(dist, percentile=percentile),
-        "agglomerative, silhouette-best k": silhouette_cut(dist),
-        f"hdbscan, min size {min_cluster_size}": hdbscan(dist, min_cluster_size=min_cluster_size),
-    }
-    acc, scored = loo_nn_accuracy(dist, labels)
-    return RepresentationResult(name, dist, clusterings,
-                                {k: agreement(labels, c.labels) for k, c in clusterings.items()}, acc, scored)
 
 
 # --- data ----------------------------------------------------------------------------------------------------
