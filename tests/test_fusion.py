@@ -172,6 +172,9 @@ def test_fused_detector_detects_and_evaluates_as_fused_by_hand(members, tmp_path
     assert [x["backend"] for x in run.settings["fusion"]["members"]] == ["lstm-v3", "rms@1/hop0.5"]
     res = evaluate_detector(fused, [items[5]], progress=False)
     assert len(want) // 2 < res["n_windows"] <= len(want) and res["files_seen_in_training"] == []  # ignored: grazing windows
+    short = tone_with_gaps(tmp_path / "short.wav", seconds=0.1, seed=1, calls=())  # under one 0.18-s window
+    with pytest.raises(DataError, match=r"short\.wav: shorter than one window"):
+        fused.file_scores(short, channel=0, sample_rate=48000, threshold=0.5)
     with pytest.raises(ConfigError, match="fused detector runs in this process only"):
         detect_many([held], model=out, db=url, backend=b, executor=lambda *a: iter(()), **QUIET)
     with pytest.raises(CheckpointError, match="a fusion of 2 detectors"):

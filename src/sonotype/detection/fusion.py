@@ -107,11 +107,14 @@ class FusedDetector:
 
         ``threshold`` (a cascade, for detection): the other members score only where the fused score can reach
         ``threshold``. Since every score is at most 1, the fused score is at most ``s_0 ** w_0``; windows below
-        that bound keep it as their score (it is under the threshold), and the others members' windows are
+        that bound keep it as their score (it is under the threshold), and the other members' windows are
         computed only around the rest. The windows at or above ``threshold``, hence the regions, are exactly
         those of the full computation; a pretrained backend then embeds only the chunks near candidates."""
         g0 = member_grid(self.members[0], sample_rate)
         s0 = self.member_scores(0, path, channel=channel, sample_rate=sample_rate, batch=batch)
+        if len(s0) == 0:
+            raise DataError(f"{path}: shorter than one window of the fused detector's first member "
+                            f"({g0.window_samples / sample_rate:.3g} s); nothing to score")
         t0 = window_centres(g0, 0, len(s0))
         parts = [(s0, t0)]
         cand = None
