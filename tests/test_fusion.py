@@ -284,3 +284,57 @@ def test_the_cascade_scores_every_window_that_can_pass_exactly(members, tmp_path
         assert find_regions(casc, fine, rule=rule) == find_regions(full, fine, rule=rule)
         assert b.embedded <= n_full
     assert 0 < b.embedded < n_full  # the backend embedded only chunks near the few candidates
+
+
+def test_nested_event_scores_leave_each_recording_out():
+    """Each recording is scored at the threshold chosen on the others (a slow loop with the library's choice); the
+    recordings' calls sit at different score levels, so the left-out thresholds differ from one another."""
+    from sonotype.detection.events import nested_event_scores, span_event_scores
+    from sonotype.features.frontend import WindowGrid
+    grid = WindowGrid(sample_rate=100.0, window_samples=100.0, stride_samples=50.0)  # 1-s windows every 0.5 s
+    rng = np.random.default_rng(3)
+    spans = {}
+    for k, level in enumerate((0.9, 0.8, 0.6, 0.7)):
+        s = rng.uniform(0, 0.5, 120)
+        evs = []
+        for a in (10, 40, 80):
+            s[a:a + 2] = level + rng.uniform(0, 0.05, 2)
+            evs.append(Event(a * 0.5, a * 0.5 + 1.0))
+        spans[f"r{k}"] = ScoredSpan(s.astype(np.float32), grid, 0, 6100, tuple(evs) if k < 3 else ())
+    got = nested_event_scores(spans)
+    found = matching = regions = 0
+    for name in spans:
+        thr, _ = choose_event_threshold({k: v for k, v in spans.items() if k != name})
+        sc = span_event_scores({name: spans[name]}, rule=RegionRule(threshold=thr))
+        found, matching, regions = found + sc.events_found, matching + sc.regions_matching, regions + sc.regions
+    assert (got.events, got.events_found, got.regions_matching, got.regions) == (9, found, matching, regions)
+    assert got.hours == pytest.approx(4 * 61 / 3600)
+    thresholds = {choose_event_threshold({k: v for k, v in spans.items() if k != n})[0] for n in spans}
+    assert len(thresholds) > 1
+    with pytest.raises(DataError, match="leaving r0 out leaves no recording with an annotated event"):
+        nested_event_scores({"r0": spans["r0"], "r3": spans["r3"]})
+
+
+def test_choose_weights_takes_the_best_nested_f1(members, tmp_path):
+    from sonotype.detection.events import nested_event_scores
+    from sonotype.detection.fusion import AUTO_WEIGHTS, fused_threshold_spans
+    root, _, _, b = members
+    ck = fuse_detectors([root / "lstm.pt", root / "rms.pt"], out=tmp_path / "auto.pt", weights="auto", backend=b,
+                        **LOG)
+    fused = load_detector(tmp_path / "auto.pt", backend=b)
+    table = ck.fusion.validation_events["weight_choice"]
+    assert [t["weights"][0] for t in table] == list(AUTO_WEIGHTS)
+    f1 = {}
+    for a in AUTO_WEIGHTS:
+        f1[a] = nested_event_scores(fused_threshold_spans(fused.members, (a, 1 - a))).f1
+        assert next(t for t in table if t["weights"][0] == a)["nested"]["f1"] == pytest.approx(f1[a])
+    best = max(f1.values())
+    assert ck.fusion.weights[0] == min((a for a in AUTO_WEIGHTS if f1[a] >= best - 1e-12), key=lambda a: abs(a - 0.5))
+    thr, _ = choose_event_threshold(fused_threshold_spans(fused.members, ck.fusion.weights))
+    assert ck.fusion.threshold == pytest.approx(thr)
+    with pytest.raises(ConfigError, match="'auto' chooses the weights of two detectors"):
+        fuse_detectors([root / "lstm.pt", root / "rms.pt"], out=tmp_path / "x.pt", weights="auto", threshold=0.4,
+                       backend=b, **LOG)
+    with pytest.raises(ConfigError, match="give --weights or --choose-weights, not both"):
+        api.fuse_detectors([str(root / "lstm.pt"), str(root / "lstm.pt")], out=str(tmp_path / "x.pt"),
+                           weights=(0.5, 0.5), choose_weights=True, log=lambda s: None)

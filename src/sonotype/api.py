@@ -195,7 +195,10 @@ def fuse_detectors(paths: Sequence[str | Path] | None = None, *, config: FuseDet
     held = _threshold_items(c, [], log)
     if held is not None and c.threshold is not None:
         raise ConfigError("give --threshold or --threshold-file, not both: the threshold is either given or chosen")
-    return fuse(c.paths, out=c.out, weights=c.weights or None, threshold=c.threshold, threshold_items=held, log=log)
+    if c.choose_weights and c.weights:
+        raise ConfigError("give --weights or --choose-weights, not both: the weights are either given or chosen")
+    return fuse(c.paths, out=c.out, weights="auto" if c.choose_weights else (c.weights or None), threshold=c.threshold,
+                threshold_items=held, log=log)
 
 
 def evaluate(paths: Sequence[str | Path] | None = None, *, config: EvaluateRun | None = None,

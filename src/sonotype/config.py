@@ -283,6 +283,9 @@ class FuseDetectorsRun:
     weights: tuple[float, ...] = param((), nargs="+", check=Number(lo=0, hi=1),
                                        help="one weight per detector, summing to 1 (default: equal): the fused score "
                                             "is the product of the members' scores to these powers")
+    choose_weights: bool = param(False, help="two detectors: choose the first one's weight among 0.25, 0.5, 0.75 by "
+                                             "leave-one-recording-out event F1 on the out-of-sample scores the "
+                                             "threshold is chosen on (instead of --weights)")
     threshold: float | None = param(None, check=PROBABILITY,
                                     help="the fused detector's threshold as given (default: chosen at event level "
                                          "on out-of-sample scores, see --threshold-file)")

@@ -58,6 +58,12 @@ class EventScores:
         return {**asdict(self), "recall": self.recall, "precision": self.precision, "f1": self.f1,
                 "false_alarms": self.false_alarms, "false_alarms_per_hour": self.false_alarms_per_hour}
 
+    def __add__(self, other: "EventScores") -> "EventScores":
+        """The counts of two sets of recordings together."""
+        return EventScores(self.events + other.events, self.events_found + other.events_found,
+                           self.regions + other.regions, self.regions_matching + other.regions_matching,
+                           self.hours + other.hours)
+
 
 def overlaps(regions: np.ndarray, events: np.ndarray, *, min_overlap_s: float = 0.0) -> np.ndarray:
     """``(R, E)`` bool: region i overlaps event j by more than ``min_overlap_s``. Both ``(n, 2)`` start/stop s."""
@@ -163,3 +169,18 @@ def choose_event_threshold(spans: Mapping[str, ScoredSpan], *, rule: RegionRule 
     top = max(key(sc) for _, sc in pool)
     tied = [ts for ts in pool if key(ts[1]) >= top - 1e-12]
     return tied[(len(tied) - 1) // 2]  # the middle of the best plateau: an edge is where new data flips
+
+
+def nested_event_scores(spans: Mapping[str, ScoredSpan], *, rule: RegionRule = RegionRule()) -> EventScores:
+    """Leave one recording out: each recording's regions at the threshold :func:`choose_event_threshold` picks on
+    the others, the counts summed. An estimate of how a threshold chosen this way does on a new recording,
+    which the pooled choice (chosen and scored on the same recordings) overstates."""
+    total = EventScores(0, 0, 0, 0, 0.0)
+    for name in spans:
+        rest = {k: sp for k, sp in spans.items() if k != name}
+        if not any(sp.events for sp in rest.values()):
+            raise DataError(f"leaving {name} out leaves no recording with an annotated event to choose a threshold "
+                            "on; nested scores need events in two or more recordings")
+        thr, _ = choose_event_threshold(rest, rule=rule)
+        total = total + span_event_scores({name: spans[name]}, rule=RegionRule(**{**rule.to_dict(), "threshold": thr}))
+    return total

@@ -38,7 +38,7 @@ from ..runtime import keep_default_allocator
 from ..training.dataset import Event, Item
 from .backend import BackendDetector, load_backend_detector
 from .backend import load_detector as load_single_detector
-from .events import ScoredSpan, choose_event_threshold
+from .events import ScoredSpan, choose_event_threshold, nested_event_scores
 
 #: scores are clipped to [FLOOR, 1] before the logarithm: a member certain of silence (0.0) vetoes, finitely
 FLOOR = 1e-6
@@ -208,18 +208,30 @@ def fused_threshold_spans(members: Sequence[LoadedModel | BackendDetector], weig
     return out
 
 
-def fuse_detectors(paths: Sequence[str | Path], *, out: str | Path, weights: Sequence[float] | None = None,
+#: the weight of the first member that ``weights='auto'`` tries (two members; the second gets the rest)
+AUTO_WEIGHTS = (0.25, 0.5, 0.75)
+
+
+def fuse_detectors(paths: Sequence[str | Path], *, out: str | Path, weights: Sequence[float] | str | None = None,
                    threshold: float | None = None, threshold_items: Sequence[Item] | None = None,
                    backend: Backend | None = None, log: Callable[[str], None] = print) -> Checkpoint:
     """Write a fusion checkpoint of the detectors at ``paths`` (the first one's windows are the fused grid).
 
-    ``weights``: one per detector (default: equal), summing to 1. The threshold: ``threshold`` as given; else
-    chosen at event level on ``threshold_items`` (annotated recordings none of the members trained on); else
-    on the members' kept threshold spans of the recordings they share (:func:`fused_threshold_spans`)."""
+    ``weights``: one per detector (default: equal), summing to 1; or 'auto' (two detectors): the first one's
+    weight among :data:`AUTO_WEIGHTS` with the best leave-one-recording-out event F1
+    (:func:`~sonotype.detection.events.nested_event_scores`) on the same out-of-sample scores the threshold
+    is chosen on (ties: the most equal weights). The threshold: ``threshold`` as given; else chosen at event
+    level on ``threshold_items`` (annotated recordings none of the members trained on); else on the members'
+    kept threshold spans of the recordings they share (:func:`fused_threshold_spans`)."""
     paths = [str(p) for p in paths]
     if len(paths) < 2:
         raise ConfigError(f"fusing needs two or more detector checkpoints; got {len(paths)}")
-    w = tuple(float(x) for x in (weights if weights else [1.0 / len(paths)] * len(paths)))
+    auto = isinstance(weights, str)
+    if auto and (weights != "auto" or len(paths) != 2 or threshold is not None):
+        raise ConfigError(f"weights {weights!r}: 'auto' chooses the weights of two detectors on out-of-sample scores "
+                          f"(got {len(paths)} detectors{', and a given --threshold' if threshold is not None else ''}); "
+                          "give --weights W1 W2 ... instead")
+    w = (0.5, 0.5) if auto else tuple(float(x) for x in (weights if weights else [1.0 / len(paths)] * len(paths)))
     if len(w) != len(paths) or any(not (x >= 0) for x in w) or abs(sum(w) - 1.0) > 1e-6:
         raise ConfigError(f"--weights {list(w)}: expected {len(paths)} non-negative weights (one per detector) "
                           "summing to 1, e.g. --weights 0.5 0.5")
@@ -235,7 +247,6 @@ def fuse_detectors(paths: Sequence[str | Path], *, out: str | Path, weights: Seq
             raise ConfigError(f"--threshold {threshold}: expected a score in [0, 1]")
         thr = float(threshold)
     else:
-        fused = FusedDetector("<fusing>", members[0].checkpoint, tuple(members), w, 0.5)
         if threshold_items:
             trained = {f for m in members for f in m.checkpoint.detector.train_files}
             seen = [it.path for it in threshold_items if it.path in trained]
@@ -244,12 +255,23 @@ def fuse_detectors(paths: Sequence[str | Path], *, out: str | Path, weights: Seq
                                 "threshold on recordings none of the detectors trained on")
             if any(it.events is None for it in threshold_items):
                 raise DataError("threshold recordings need annotations (events, or none listed)")
-            spans = {it.path: ScoredSpan(fused.file_scores(it.path, channel=it.channel, sample_rate=it.sample_rate),
-                                         fused.grid(it.sample_rate), 0, it.frames, tuple(it.events))
-                     for it in threshold_items}
+            probe = FusedDetector("<fusing>", members[0].checkpoint, tuple(members), w, 0.5)
+            scored = {}  # each member's scores of each recording, once: fused below for each weight tried
+            for it in threshold_items:
+                parts = []
+                for i, m in enumerate(members):
+                    sc = probe.member_scores(i, it.path, channel=it.channel, sample_rate=it.sample_rate)
+                    parts.append((sc, window_centres(member_grid(m, it.sample_rate), 0, len(sc))))
+                scored[it.path] = parts
+
+            def spans_at(ws):
+                return {it.path: ScoredSpan(fuse_scores(scored[it.path], ws), probe.grid(it.sample_rate), 0,
+                                            it.frames, tuple(it.events)) for it in threshold_items}
             source, files = "files", tuple(it.path for it in threshold_items)
         else:
-            spans = fused_threshold_spans(members, w)
+            def spans_at(ws):
+                return fused_threshold_spans(members, ws)
+            spans = spans_at(w)
             if not any(sp.events for sp in spans.values()):
                 missing = [p for p, m in zip(paths, members) if not m.checkpoint.detector.threshold_spans]
                 raise DataError("cannot choose the fused threshold: the members keep no out-of-sample scores of "
@@ -259,8 +281,19 @@ def fuse_detectors(paths: Sequence[str | Path], *, out: str | Path, weights: Seq
                                 + "; give --threshold-file with --threshold-annotations, or --threshold, or retrain "
                                 "the members on the same annotated recordings (e.g. both with --threshold-folds)")
             source = "members"
-        thr, ev = choose_event_threshold(spans)
+        choice = []
+        if auto:
+            for a in AUTO_WEIGHTS:
+                ws = (a, 1.0 - a)
+                choice.append((ws, nested_event_scores(spans_at(ws))))
+                log(f"weights {a:g} / {1 - a:g}: leave-one-recording-out event F1 {choice[-1][1].f1:.3f} "
+                    f"(recall {choice[-1][1].recall:.3f}, precision {choice[-1][1].precision:.3f})")
+            best = max(sc.f1 for _, sc in choice)
+            w = min((ws for ws, sc in choice if sc.f1 >= best - 1e-12), key=lambda ws: abs(ws[0] - 0.5))
+        thr, ev = choose_event_threshold(spans_at(w))
         events = ev.to_dict()
+        if choice:
+            events["weight_choice"] = [{"weights": list(ws), "nested": sc.to_dict()} for ws, sc in choice]
         log(f"fused threshold {thr:.3f} chosen at event level on {ev.hours * 60:.1f} min of out-of-sample scores "
             f"({source}): {ev.events_found}/{ev.events} events found, event precision {ev.precision:.3f}, "
             f"{ev.false_alarms_per_hour:.1f} false alarms/h")
