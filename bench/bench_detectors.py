@@ -104,7 +104,8 @@ def main(argv=None) -> int:
             rows.append((m, kind, "every member on every window (baseline)", full))
             assert full["regions"] == r["regions"], f"{m}: the cascade changed the regions"
     hours = rows[0][3]["audio_s"] / 3600
-    print(f"\nheld-out right-whale third ({hours:.2f} h at 2 kHz, 8 upcalls), {a.threads} threads, load {load1():.1f}\n")
+    print(f"\nheld-out right-whale third ({hours:.2f} h at 2 kHz, 8 upcalls), {a.threads} threads, "
+          f"load {load1():.1f}\n")
     print("| detector | how | wall s | x real time | peak RSS MiB | overlap R / P, FA/h | PAM 1.5 s R / P | "
           "one-to-one R / P |")
     print("|---|---|---:|---:|---:|---|---|---|")

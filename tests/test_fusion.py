@@ -14,7 +14,14 @@ from sonotype.detection.crossval import fold_of_files, train_detector_cv
 from sonotype.detection.detector import DetectorConfig, train_detector, validation_spans
 from sonotype.detection.evaluate import evaluate_detector
 from sonotype.detection.events import ScoredSpan, choose_event_threshold
-from sonotype.detection.fusion import FusedDetector, fuse_detectors, fuse_scores, load_detector, window_centres
+from sonotype.detection.fusion import (
+    FusedDetector,
+    fuse_detectors,
+    fuse_scores,
+    load_detector,
+    member_scores,
+    window_centres,
+)
 from sonotype.detection.regions import RegionRule, find_regions
 from sonotype.errors import CheckpointError, ConfigError, DataError
 from sonotype.features.frontend import PRESETS
@@ -271,7 +278,7 @@ def test_the_cascade_scores_every_window_that_can_pass_exactly(members, tmp_path
     full = fused.file_scores(path, channel=0, sample_rate=48000)
     n_full, b.embedded = b.embedded, 0
     fine = fused.grid(48000)
-    bound = np.sqrt(np.clip(fused.member_scores(0, path, channel=0, sample_rate=48000), 1e-6, 1))  # s_0 ** w_0
+    bound = np.sqrt(np.clip(member_scores(fused.members[0], path, channel=0, sample_rate=48000), 1e-6, 1))  # s_0 ** w_0
     b.embedded = 0
     # thresholds that many windows pass, and one that only a tenth of the first member's bounds reach
     for thr, some in ((np.quantile(full, 0.2), True), (np.quantile(full, 0.6), True), (np.quantile(bound, 0.9), False)):

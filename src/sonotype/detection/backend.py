@@ -116,9 +116,9 @@ def train_backend_detector(backend: Backend, items: Sequence[Item], *, out: str 
 
     As :func:`~sonotype.detection.detector.train_detector` (validation split, window- then event-level
     threshold, ``threshold_items``: annotated recordings used only to choose the event threshold), with the
-    head of :func:`fit_logistic_head` (``config.head_c``). Options of the LSTM path are refused. ``folds``: choose the event threshold on every annotated recording
-    scored by a head fitted without its fold (as :mod:`~sonotype.detection.crossval`; the embeddings are
-    made once, so each fold costs one logistic fit).
+    head of :func:`fit_logistic_head` (``config.head_c``). Options of the LSTM path are refused. ``folds``:
+    choose the event threshold on every annotated recording scored by a head fitted without its fold (as
+    :mod:`~sonotype.detection.crossval`; the embeddings are made once, so each fold costs one logistic fit).
     """
     config.check_backend_options(backend.info.name)
     set_threads(config.threads)
@@ -141,7 +141,8 @@ def train_backend_detector(backend: Backend, items: Sequence[Item], *, out: str 
     wants_events = config.threshold_level == "event" or (config.threshold_level == "auto" and annotated)
     spans = {}
     if folds and threshold_items:
-        raise ConfigError("give --threshold-folds or --threshold-file, not both: the threshold is chosen on one of them")
+        raise ConfigError("give --threshold-folds or --threshold-file, not both: the threshold is chosen on one "
+                          "of them")
     if folds:
         fold = fold_of_files(items, folds=folds, seed=config.seed)
         for k in range(folds):

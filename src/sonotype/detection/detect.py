@@ -50,9 +50,10 @@ def detect_file(model: LoadedModel | BackendDetector, path: str | Path, *, rule:
     t0 = time.perf_counter()
     rec = recording or open_recording(path, channel=channel)
     if isinstance(model, (BackendDetector, FusedDetector)):
-        scores = (model.file_scores(path, channel=rec.channel, batch=batch) if isinstance(model, BackendDetector)
-                  else model.file_scores(path, channel=rec.channel, sample_rate=rec.sample_rate,
-                                      threshold=rule.threshold))  # a cascade: the same regions, less work
+        if isinstance(model, BackendDetector):
+            scores = model.file_scores(path, channel=rec.channel, batch=batch)
+        else:  # the threshold makes it a cascade: the same regions, less work
+            scores = model.file_scores(path, channel=rec.channel, sample_rate=rec.sample_rate, threshold=rule.threshold)
         regions = find_regions(scores, model.grid(rec.sample_rate), rule=rule, n_samples=rec.frames)
         return FileDetection(rec, scores, tuple(regions), time.perf_counter() - t0)
     framing = framing_for(model.frontend, rec.sample_rate, path)

@@ -353,8 +353,9 @@ def kept_spans(spans: dict[str, ScoredSpan] | None, level: str) -> tuple[Thresho
     window-level threshold)."""
     if level != "event" or not spans:
         return ()
-    return tuple(ThresholdSpan(path=str(p), sample_rate=float(sp.framing.sample_rate), first_window=int(sp.first_window),
-                               n_samples=int(sp.n_samples), scores=torch.as_tensor(np.asarray(sp.scores, np.float32)),
+    return tuple(ThresholdSpan(path=str(p), sample_rate=float(sp.framing.sample_rate),
+                               first_window=int(sp.first_window), n_samples=int(sp.n_samples),
+                               scores=torch.as_tensor(np.asarray(sp.scores, np.float32)),
                                events=tuple((float(e.start), float(e.end)) for e in sp.events))
                  for p, sp in spans.items())
 

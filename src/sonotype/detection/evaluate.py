@@ -19,8 +19,8 @@ from .detector import DetectorConfig
 from .fusion import FusedDetector
 
 
-def evaluate_detector(model: LoadedModel | BackendDetector | FusedDetector, items: Sequence[Item], *, threshold: float | None = None,
-                      min_overlap: float | None = None, progress: bool = True) -> dict:
+def evaluate_detector(model: LoadedModel | BackendDetector | FusedDetector, items: Sequence[Item], *,
+                      threshold: float | None = None, min_overlap: float | None = None, progress: bool = True) -> dict:
     """Score every window of ``items`` and compare with their labels at the model's threshold.
 
     Returns a JSON-able dict: the metrics of :func:`metrics.summary` plus per-file counts. A detector on a

@@ -74,6 +74,15 @@ def member_grid(member: LoadedModel | BackendDetector, sample_rate: float) -> Fr
     return member.frontend.at_rate(sample_rate)
 
 
+def member_scores(member: LoadedModel | BackendDetector, path: str | Path, *, channel: int, sample_rate: float,
+                  batch: int = 256, wanted: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+    """A member detector's score ``(N,)`` of every window of its own grid (``wanted``: a backend member scores
+    only the windows it accepts, NaN elsewhere)."""
+    if isinstance(member, BackendDetector):
+        return member.file_scores(path, channel=channel, batch=batch, wanted=wanted)
+    return file_scores(member, path, channel=channel, sample_rate=sample_rate)
+
+
 @dataclass
 class FusedDetector:
     """A fusion checkpoint ready to score: its member detectors, weights and threshold (CPU, one process)."""
@@ -92,15 +101,6 @@ class FusedDetector:
         """The fused scores' window grid: the first member's."""
         return member_grid(self.members[0], sample_rate)
 
-    def member_scores(self, i: int, path: str | Path, *, channel: int, sample_rate: float, batch: int = 256,
-                      wanted: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
-        """Member ``i``'s score ``(N_i,)`` of every window of its own grid (``wanted``: a backend member scores
-        only the windows it accepts, NaN elsewhere)."""
-        m = self.members[i]
-        if isinstance(m, BackendDetector):
-            return m.file_scores(path, channel=channel, batch=batch, wanted=wanted)
-        return file_scores(m, path, channel=channel, sample_rate=sample_rate)
-
     def file_scores(self, path: str | Path, *, channel: int = 0, sample_rate: float, batch: int = 256,
                     threshold: float | None = None) -> np.ndarray:
         """Fused P(vocalisation) ``(N,)`` of every window of the first member's grid.
@@ -111,7 +111,7 @@ class FusedDetector:
         computed only around the rest. The windows at or above ``threshold``, hence the regions, are exactly
         those of the full computation; a pretrained backend then embeds only the chunks near candidates."""
         g0 = member_grid(self.members[0], sample_rate)
-        s0 = self.member_scores(0, path, channel=channel, sample_rate=sample_rate, batch=batch)
+        s0 = member_scores(self.members[0], path, channel=channel, sample_rate=sample_rate, batch=batch)
         if len(s0) == 0:
             raise DataError(f"{path}: shorter than one window of the fused detector's first member "
                             f"({g0.window_samples / sample_rate:.3g} s); nothing to score")
@@ -137,7 +137,7 @@ class FusedDetector:
                     for k in (j - 1, j, j + 1):
                         need[np.clip(k, 0, len(idx) - 1)] = True
                     return need
-            s = self.member_scores(i, path, channel=channel, sample_rate=sample_rate, batch=batch, wanted=wanted)
+            s = member_scores(m, path, channel=channel, sample_rate=sample_rate, batch=batch, wanted=wanted)
             parts.append((s, window_centres(g, 0, len(s))))
         if cand is None:
             return fuse_scores(parts, self.weights)
@@ -228,9 +228,9 @@ def fuse_detectors(paths: Sequence[str | Path], *, out: str | Path, weights: Seq
         raise ConfigError(f"fusing needs two or more detector checkpoints; got {len(paths)}")
     auto = isinstance(weights, str)
     if auto and (weights != "auto" or len(paths) != 2 or threshold is not None):
+        given = ", and a given --threshold" if threshold is not None else ""
         raise ConfigError(f"weights {weights!r}: 'auto' chooses the weights of two detectors on out-of-sample scores "
-                          f"(got {len(paths)} detectors{', and a given --threshold' if threshold is not None else ''}); "
-                          "give --weights W1 W2 ... instead")
+                          f"(got {len(paths)} detectors{given}); give --weights W1 W2 ... instead")
     w = (0.5, 0.5) if auto else tuple(float(x) for x in (weights if weights else [1.0 / len(paths)] * len(paths)))
     if len(w) != len(paths) or any(not (x >= 0) for x in w) or abs(sum(w) - 1.0) > 1e-6:
         raise ConfigError(f"--weights {list(w)}: expected {len(paths)} non-negative weights (one per detector) "
@@ -255,18 +255,17 @@ def fuse_detectors(paths: Sequence[str | Path], *, out: str | Path, weights: Seq
                                 "threshold on recordings none of the detectors trained on")
             if any(it.events is None for it in threshold_items):
                 raise DataError("threshold recordings need annotations (events, or none listed)")
-            probe = FusedDetector("<fusing>", members[0].checkpoint, tuple(members), w, 0.5)
             scored = {}  # each member's scores of each recording, once: fused below for each weight tried
             for it in threshold_items:
                 parts = []
-                for i, m in enumerate(members):
-                    sc = probe.member_scores(i, it.path, channel=it.channel, sample_rate=it.sample_rate)
+                for m in members:
+                    sc = member_scores(m, it.path, channel=it.channel, sample_rate=it.sample_rate)
                     parts.append((sc, window_centres(member_grid(m, it.sample_rate), 0, len(sc))))
                 scored[it.path] = parts
 
             def spans_at(ws):
-                return {it.path: ScoredSpan(fuse_scores(scored[it.path], ws), probe.grid(it.sample_rate), 0,
-                                            it.frames, tuple(it.events)) for it in threshold_items}
+                return {it.path: ScoredSpan(fuse_scores(scored[it.path], ws), member_grid(members[0], it.sample_rate),
+                                            0, it.frames, tuple(it.events)) for it in threshold_items}
             source, files = "files", tuple(it.path for it in threshold_items)
         else:
             def spans_at(ws):
@@ -307,14 +306,3 @@ def fuse_detectors(paths: Sequence[str | Path], *, out: str | Path, weights: Seq
     log(f"fused detector: {out} ({len(paths)} members, weights {', '.join(f'{x:g}' for x in w)}; threshold {thr:.3f})")
     return ck
 
-
-def check_fusable(model: LoadedModel | BackendDetector | FusedDetector, *, executor, device, bf16, what: str) -> None:
-    """A fused detector runs in this process on the CPU: refuse the options that would need otherwise."""
-    if not isinstance(model, FusedDetector):
-        return
-    if executor is not None:
-        raise ConfigError(f"{what}: a fused detector runs in this process only; --workers and --ray are for LSTM-V3 "
-                          "detectors: leave --workers 1 and no --ray")
-    if device == "cuda" or bf16:
-        raise ConfigError(f"{what}: a fused detector runs on the CPU; got device={device!r}, bf16={bf16}: leave "
-                              "--device auto and no --bf16")

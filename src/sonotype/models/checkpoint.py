@@ -257,14 +257,15 @@ class DetectorPart(_Part):
 
     def to_dict(self) -> dict:
         return {**({} if self.backend is None else {"backend": dict(self.backend)}),
-                "threshold_source": self.threshold_source,
-                "threshold_spans": [sp.to_dict() for sp in self.threshold_spans], "head": dict(self.head), "dropout": self.dropout, "hidden": self.hidden, "threshold": self.threshold,
+                "head": dict(self.head), "dropout": self.dropout, "hidden": self.hidden, "threshold": self.threshold,
                 "config": dict(self.config), "history": [dict(h) for h in self.history],
                 "validation": self.validation, "val_split": self.val_split, "threshold_level": self.threshold_level,
                 "window_threshold": self.window_threshold, "validation_events": self.validation_events,
                 "finetuned": self.finetuned, "ensemble": [m.to_dict() for m in self.ensemble],
                 "train_files": list(self.train_files), "val_files": list(self.val_files),
-                "threshold_files": list(self.threshold_files), "data": dict(self.data)}
+                "threshold_files": list(self.threshold_files), "data": dict(self.data),
+                "threshold_source": self.threshold_source,
+                "threshold_spans": [sp.to_dict() for sp in self.threshold_spans]}
 
     @classmethod
     def _read(cls, f: _Fields) -> "DetectorPart":

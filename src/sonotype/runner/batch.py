@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from ..audio.io import DEFAULT_BLOCK, Recording, file_hash, open_recording
 from ..detection.backend import BackendDetector
 from ..detection.detect import default_rule, detect_file
-from ..detection.fusion import FusedDetector, check_fusable, load_detector
+from ..detection.fusion import FusedDetector, load_detector
 from ..detection.regions import Region, RegionRule, find_regions
 from ..errors import AudioError, ConfigError, DataError, SonotypeError
 from ..features.frontend import framing_for
@@ -266,15 +266,13 @@ def detect_many(paths: Sequence[str | Path], *, model: str | Path, db: str | Sto
     m = load_detector(model, backend=backend)
     rule = rule or default_rule(m, threshold=threshold, merge_gap=merge_gap, min_duration=min_duration)
     params = DetectParams(rule=rule, batch=batch, block_frames=block_frames, device=device, bf16=bf16)
-    check_fusable(m, executor=executor, device=device, bf16=bf16, what=str(model))
-    if isinstance(m, FusedDetector):
-        pass
-    elif isinstance(m, BackendDetector):
+    if isinstance(m, (BackendDetector, FusedDetector)):  # scored in this process, on the CPU
+        what = "a fused detector" if isinstance(m, FusedDetector) else f"a detector on the {m.info.name} backend"
         if executor is not None:
-            raise ConfigError(f"{model}: a detector on the {m.info.name} backend runs in this process only; "
+            raise ConfigError(f"{model}: {what} runs in this process only; "
                               "--workers and --ray are for LSTM-V3 detectors: leave --workers 1 and no --ray")
         if device == "cuda" or bf16:
-            raise ConfigError(f"{model}: a detector on the {m.info.name} backend runs on the CPU; "
+            raise ConfigError(f"{model}: {what} runs on the CPU; "
                               f"got device={device!r}, bf16={bf16}: leave --device auto and no --bf16")
     else:
         scorer_for(m, params)  # device and batch checked here: a missing GPU is one clear error, not one per file
